@@ -1,0 +1,53 @@
+"""Each lesson's time-to-target comparison, side by side in one process.
+
+python -m bench                      # every lesson
+python -m bench LR_noDatasetClass    # one lesson
+"""
+
+import argparse
+import sys
+import time
+
+from bench import lesson1
+
+SUITES = {"LR_noDatasetClass": lesson1.rows}
+
+
+def timed(fn, *args, repeat=3, **kwargs):
+    """(result, seconds) of the fastest of `repeat` calls fn(*args, **kwargs): the least disturbed one."""
+    best = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        seconds = time.perf_counter() - start
+        if best is None or seconds < best[1]:
+            best = (result, seconds)
+    return best
+
+
+def print_table(title, rows):
+    """rows: dicts with the same keys, printed as an aligned table."""
+    columns = list(rows[0])
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("lessons", nargs="*", metavar="LESSON", help=f"any of {', '.join(SUITES)} (default: all)")
+    args = p.parse_args(argv)
+    unknown = set(args.lessons) - set(SUITES)
+    if unknown:
+        p.error(f"unknown lesson {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}")
+    for name in args.lessons or SUITES:
+        title, rows = SUITES[name](timed)
+        print_table(f"{name}: {title}", rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

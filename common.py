@@ -1,0 +1,158 @@
+"""Plumbing shared by the lessons: command line, device, seeding, figure and metrics files.
+
+Nothing here is machine learning; each lesson keeps its data, model and training loop in its own
+file. Every lesson has the same common flags:
+
+    --epochs  --lr  --seed  --device {auto,cpu,cuda,mps}  --figs-dir  --metrics PATH  --quiet
+    --no-figure
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # draw to files only: lessons run on servers and in CI with no screen
+
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parent
+
+
+class LessonError(Exception):
+    """A problem the learner can fix (bad flag, missing file, diverging run): printed as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is reported in one line instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: ...)" after each flag's help, except where there is nothing to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0 or value == float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def parser(doc, *, epochs, lr, lr_help="learning rate"):
+    """A parser with the common flags; `doc` is the lesson's docstring (its first line is shown)."""
+    p = Parser(
+        prog=Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else None,
+        description=doc.strip().splitlines()[0],
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training data")
+    p.add_argument("--lr", type=positive_float, default=lr, help=lr_help)
+    p.add_argument("--seed", type=int, default=0, help="seed for every random draw")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default="auto",
+        help="where to train; auto picks cuda, then mps, then cpu",
+    )
+    p.add_argument(
+        "--figs-dir",
+        type=Path,
+        default=REPO / "figs",
+        metavar="DIR",
+        help="where the figure is saved (default: figs/ beside the lessons)",
+    )
+    p.add_argument("--metrics", type=Path, metavar="PATH", help="also write the final metrics as JSON to PATH")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--no-figure", action="store_true", help="skip drawing the figure (quicker experiments)")
+    return p
+
+
+def device(name):
+    """The torch.device asked for, or a LessonError if this machine does not have it."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if cuda else "mps" if mps else "cpu"
+    if name == "cuda" and not cuda:
+        raise LessonError("--device cuda asked for, but this PyTorch sees no CUDA GPU (try --device cpu)")
+    if name == "mps" and not mps:
+        raise LessonError("--device mps asked for, but Apple's MPS is not available here (try --device cpu)")
+    return torch.device(name)
+
+
+def generator(seed):
+    """A CPU random generator for every draw of a run: data, initial weights, batch order, sampling.
+
+    Drawing on the CPU and then moving tensors to the device gives the same numbers on every device.
+    """
+    return torch.Generator().manual_seed(seed)
+
+
+def say(quiet):
+    """`print`, or a function that prints nothing when --quiet is given."""
+    return (lambda *args, **kwargs: None) if quiet else print
+
+
+def _write_atomically(path, write):
+    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def save_figure(fig, figs_dir, name):
+    """Save `fig` as figs_dir/name.png and close it; returns the path (relative to here if inside)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        path = _write_atomically(Path(figs_dir) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+    return Path(os.path.relpath(path)) if path.resolve().is_relative_to(Path.cwd()) else path
+
+
+def save_metrics(metrics, path):
+    """Write the metrics dict as JSON (atomically)."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(metrics, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    return _write_atomically(path, write)
+
+
+def run(main):
+    """Call `main()` as a script: a LessonError becomes one line on stderr and exit status 1."""
+    try:
+        main()
+    except LessonError as e:
+        print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+        sys.exit(1)
