@@ -1,0 +1,479 @@
+"""Linear regression the PyTorch way: nn.Module, a loss module, torch.optim, a DataLoader, validation.
+
+What you will learn
+- the model is an `nn.Module` around `nn.Linear`; `nn.MSELoss` is the loss; an optimizer from
+  `torch.optim` does the update (`zero_grad`, `backward`, `step`) that lessons 1 and 2 wrote by hand;
+- a train/validation split: only the training loss is back-propagated, and the validation loss is
+  computed under `torch.no_grad()`, which builds no graph;
+- feature scaling: standardizing each feature on the training split makes gradient descent fast,
+  while `torch.nn.functional.normalize`, which rescales each *row* to length 1, is a different model
+  that cannot reach the least-squares fit at all;
+- optimizers (SGD with momentum, Adam), weight decay, and the choice of loss: mean |y - y_hat|^m
+  with m = 1, 2, 4 pulled differently by outliers.
+
+Data: the noisy line of lessons 1 and 2 (default), scikit-learn's diabetes data (442 patients,
+10 features, bundled with scikit-learn), California housing (scikit-learn downloads it on first
+use), or a synthetic crop-yield problem with 3 inputs and 2 targets. Every result is checked against
+scikit-learn's exact solvers on the same training split.
+
+Run it:
+    python LR_miniBatch_PyTorchWay.py --dataset diabetes
+    python LR_miniBatch_PyTorchWay.py --dataset diabetes --scaling rownorm   # the common mistake
+    python LR_miniBatch_PyTorchWay.py --dataset diabetes --optimizer adam
+    python LR_miniBatch_PyTorchWay.py --dataset crops                        # 3 inputs, 2 targets
+    python LR_miniBatch_PyTorchWay.py --outliers 5 --loss-power 1            # a robust fit
+"""
+
+# %% Setup
+import time
+import urllib.error
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import common
+
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.3}
+
+
+def parse_args(argv):
+    p = common.parser(__doc__, epochs=100, lr=None, lr_help="learning rate (default: 0.1 for sgd, 0.3 for adam)")
+    p.add_argument("--dataset", choices=["line", "diabetes", "california", "crops"], default="line", help="which data")
+    p.add_argument(
+        "--batch-size",
+        type=common.positive_int,
+        help="examples per gradient step (default: 128, or all training rows if fewer)",
+    )
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of rows held out for validation, in [0, 1)")
+    p.add_argument(
+        "--scaling",
+        choices=["standardize", "rownorm", "none"],
+        default="standardize",
+        help="standardize each feature on the training split, normalize each row to length 1, or nothing",
+    )
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="torch.optim.SGD or torch.optim.Adam")
+    p.add_argument("--momentum", type=float, default=0.9, help="momentum of SGD")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on the weights (not the bias)")
+    p.add_argument(
+        "--schedule",
+        choices=["cosine", "constant"],
+        default="cosine",
+        help="learning rate over the epochs: cosine decay to 0, or constant",
+    )
+    p.add_argument("--loss-power", type=float, default=2.0, help="train on mean(|y - y_hat|^m); 2 is the MSE")
+    p.add_argument("--outliers", type=int, default=0, help="training targets to push far off, to see the loss's pull")
+    args = p.parse_args(argv)
+    if not 0 <= args.val_fraction < 1:
+        p.error(f"argument --val-fraction: must be in [0, 1), got {args.val_fraction}")
+    if not 0 <= args.momentum < 1:
+        p.error(f"argument --momentum: must be in [0, 1), got {args.momentum}")
+    if args.weight_decay < 0:
+        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
+    if args.loss_power < 1:
+        p.error(f"argument --loss-power: must be at least 1 (below, the loss is not convex), got {args.loss_power}")
+    if args.outliers < 0:
+        p.error(f"argument --outliers: must not be negative, got {args.outliers}")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
+    return args
+
+
+# %% Data
+def load_dataset(name, gen):
+    """Features X (n, d) and targets Y (n, k) as float64 numpy arrays, and their names."""
+    from sklearn import datasets
+
+    if name == "line":  # lessons 1 and 2: y = 3 x + 2 + noise of standard deviation 100
+        x = torch.linspace(-100, 100, 100, dtype=torch.float64)
+        y = 3 * x + 2 + 100 * torch.randn(100, generator=gen, dtype=torch.float64)
+        return x[:, None].numpy(), y[:, None].numpy(), ["x"], ["y"]
+    if name == "crops":  # yields of apples and oranges from temperature, rainfall and humidity
+        X = np.stack(
+            [
+                60 + 40 * torch.rand(200, generator=gen, dtype=torch.float64).numpy(),  # temperature, F
+                40 + 100 * torch.rand(200, generator=gen, dtype=torch.float64).numpy(),  # rainfall, mm
+                30 + 50 * torch.rand(200, generator=gen, dtype=torch.float64).numpy(),  # humidity, %
+            ],
+            axis=1,
+        )
+        W, b = np.array([[0.4, 0.6, 0.3], [0.2, 0.9, 0.5]]), np.array([-30.0, -50.0])
+        Y = X @ W.T + b + 5 * torch.randn(200, 2, generator=gen, dtype=torch.float64).numpy()
+        return X, Y, ["temperature", "rainfall", "humidity"], ["apples", "oranges"]
+    if name == "diabetes":
+        bunch = datasets.load_diabetes()  # shipped inside scikit-learn: works offline
+        return bunch.data, bunch.target[:, None], list(bunch.feature_names), ["disease progression"]
+    try:
+        bunch = datasets.fetch_california_housing()  # downloaded once, then cached
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise common.LessonError(
+            "--dataset california: scikit-learn downloads this data on first use, and the download failed "
+            f"({type(e).__name__}: {e}); run once with network access, or use --dataset diabetes"
+        ) from None
+    return bunch.data, bunch.target[:, None], list(bunch.feature_names), ["median house value"]
+
+
+def split(n, val_fraction, gen):
+    """Shuffled row indices of the training and validation splits."""
+    order = torch.randperm(n, generator=gen).numpy()
+    n_val = int(round(n * val_fraction))
+    return order[n_val:], order[:n_val]
+
+
+def add_outliers(Y, k, gen):
+    """Push k random targets 10 standard deviations away: a few broken measurements."""
+    Y = Y.copy()
+    rows = torch.randperm(len(Y), generator=gen)[:k].numpy()
+    Y[rows] += 10 * Y.std(axis=0)
+    return Y
+
+
+def standardizer(A_train):
+    """(scale, unscale): subtract the training mean, divide by the training standard deviation, and back.
+
+    The statistics come from the training split only: taking them from all rows would leak the
+    validation data into training.
+    """
+    mean, std = A_train.mean(axis=0), A_train.std(axis=0)
+    return (lambda A: (A - mean) / std), (lambda Z: Z * std + mean)
+
+
+def scaler(kind, X_train):
+    """The feature transform: standardize, rownorm or none."""
+    if kind == "standardize":
+        return standardizer(X_train)[0]
+    if kind == "rownorm":
+        # What torch.nn.functional.normalize(X) does: each row divided by its length. That throws away
+        # each example's overall size and mixes its features, so it is a different model, not a rescaling.
+        return lambda X: torch.nn.functional.normalize(torch.as_tensor(X), dim=1).numpy()
+    return lambda X: X
+
+
+# %% References: scikit-learn's solvers on the same split
+def fit_reference(X_train, Y_train, scaling, power, weight_decay):
+    """The exact optimum of the problem the model is trained on; returns its predict(X) in raw units.
+
+    Same training rows, same feature transform, same standardized targets and penalty. Without a
+    penalty, standardizing features or targets does not change the predictions of the optimum.
+    """
+    features, (to_target, from_target) = scaler(scaling, X_train), standardizer(Y_train)
+    ref = reference(features(X_train), to_target(Y_train), power, weight_decay)
+    return lambda X: from_target(np.reshape(ref.predict(features(X)), (len(X), -1)))
+
+
+def reference(X, Y, power, weight_decay):
+    """The exact minimizer of mean(|Y - X w - b|^power) + weight_decay / 2 * |w|^2, as a fitted model."""
+    from sklearn.linear_model import LinearRegression, QuantileRegressor, Ridge
+
+    if power == 2 and weight_decay == 0:
+        return LinearRegression().fit(X, Y)
+    if power == 2:
+        # Ridge minimizes |Y - X W - b|^2 + alpha |W|^2 with sums; we minimize a mean over all n * k
+        # entries plus weight_decay / 2 |W|^2 (what weight_decay does to the gradient): alpha = n k wd / 2.
+        return Ridge(alpha=Y.size * weight_decay / 2).fit(X, Y)
+    if power == 1 and weight_decay == 0 and Y.shape[1] == 1:  # the median regression, solved as a linear program
+        return QuantileRegressor(quantile=0.5, alpha=0, solver="highs").fit(X, Y[:, 0])
+    return PowerRegression(power, weight_decay).fit(X, Y)
+
+
+class PowerRegression:
+    """min over W, b of mean(|Y - X W^T - b|^m) + weight_decay / 2 * |W|^2 with scipy's L-BFGS.
+
+    The objective is convex for m >= 1, so the solver's answer is the optimum (to its tolerance).
+    """
+
+    def __init__(self, power, weight_decay):
+        self.power, self.weight_decay = power, weight_decay
+
+    def fit(self, X, Y):
+        from scipy.optimize import minimize
+
+        n, d = X.shape
+        k = Y.shape[1]
+        A = np.hstack([X, np.ones((n, 1))])
+
+        def objective(theta):
+            T = theta.reshape(k, d + 1)
+            R = A @ T.T - Y
+            W = T[:, :d]
+            value = np.mean(np.abs(R) ** self.power) + self.weight_decay / 2 * np.sum(W**2)
+            grad = self.power * (np.sign(R) * np.abs(R) ** (self.power - 1)).T @ A / R.size
+            grad[:, :d] += self.weight_decay * W
+            return value, grad.ravel()
+
+        start = np.linalg.lstsq(A, Y, rcond=None)[0].T.ravel()
+        theta = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 10_000, "gtol": 1e-10}).x
+        T = theta.reshape(k, d + 1)
+        self.coef_, self.intercept_ = T[:, :d], T[:, d]
+        return self
+
+    def predict(self, X):
+        return X @ self.coef_.T + self.intercept_
+
+
+def power_loss(Y_hat, Y, power):
+    """mean(|Y - Y_hat|^m) in float64 numpy."""
+    return float(np.mean(np.abs(np.reshape(Y, np.shape(Y_hat)) - Y_hat) ** power))
+
+
+# %% Model
+class LinearModel(nn.Module):
+    """y_hat = x W^T + b: one nn.Linear, with k outputs for k targets."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+        # The loss is convex: any start leads to the same optimum, so start at zero, like lesson 1.
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+class PowerLoss(nn.Module):
+    """mean(|y - y_hat|^m); m = 2 is nn.MSELoss, m = 1 the mean absolute error (nn.L1Loss)."""
+
+    def __init__(self, power):
+        super().__init__()
+        self.power = power
+
+    def forward(self, y_hat, y):
+        return (y - y_hat).abs().pow(self.power).mean()
+
+
+# %% Training loop
+def train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer_name, lr):
+    """Train a LinearModel; returns predict(X) in raw units and the per-epoch history."""
+    features = scaler(scaling, X_train)
+    # Standardized targets too: then every weight is of order 1 whatever the units of y, and one
+    # learning rate suits every data set. Predictions are mapped back to the data's units.
+    to_target, from_target = standardizer(Y_train)
+
+    def tensor(A):
+        return torch.as_tensor(np.asarray(A), dtype=torch.float32, device=device)
+
+    X_train, X_val = tensor(features(X_train)), tensor(features(X_val))
+    Z_train, Y_train, Y_val = tensor(to_target(Y_train)), tensor(Y_train), tensor(Y_val)
+    y_mean, y_std = tensor(from_target(0.0)), tensor(from_target(1.0)) - tensor(from_target(0.0))
+    loader = DataLoader(
+        TensorDataset(X_train, Z_train),
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=common.generator(args.seed),
+    )
+
+    model = LinearModel(X_train.shape[1], Y_train.shape[1]).to(device)
+    loss_fn = nn.MSELoss() if args.loss_power == 2 else PowerLoss(args.loss_power)
+    # Weight decay only on the weights, as in ridge regression: penalizing the bias would pull the
+    # predictions towards 0, not the slopes towards flat.
+    groups = [
+        {"params": [model.linear.weight], "weight_decay": args.weight_decay},
+        {"params": [model.linear.bias], "weight_decay": 0.0},
+    ]
+    if optimizer_name == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
+    else:
+        optimizer = torch.optim.Adam(groups, lr=lr)
+    # Cosine decay lowers the rate to 0 by the last epoch: mini-batch gradients are noisy (lesson 2),
+    # and a shrinking step lets the parameters settle on the optimum instead of jittering around it.
+    epochs = args.epochs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if args.schedule == "cosine" else None
+
+    history = {"train": [], "val": [], "seconds": [], "diverged": None}
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for x, y in loader:
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad()  # gradients accumulate (lesson 1): clear them first
+            loss.backward()  # only the training loss is back-propagated
+            optimizer.step()
+        if scheduler:
+            scheduler.step()
+
+        # Validation, and the loss on the whole training split, in the data's units: under no_grad,
+        # no graph is built and nothing here can leak into the next update.
+        model.eval()
+        with torch.no_grad():
+            train_loss = loss_fn(model(X_train) * y_std + y_mean, Y_train).item()
+            val_loss = loss_fn(model(X_val) * y_std + y_mean, Y_val).item() if len(X_val) else float("nan")
+        history["seconds"].append(time.perf_counter() - start)
+        if not np.isfinite(train_loss):
+            history["diverged"] = epoch
+            break
+        history["train"].append(train_loss)
+        history["val"].append(val_loss)
+
+    def predict(X):
+        with torch.no_grad():
+            return from_target(model(tensor(features(X))).double().cpu().numpy())
+
+    return predict, history
+
+
+# %% Run: data, split, reference, training, result
+def main(argv=None):
+    args = parse_args(argv)
+    say = common.say(args.quiet)
+    device = common.device(args.device)
+    gen = common.generator(args.seed)
+
+    X, Y, feature_names, target_names = load_dataset(args.dataset, gen)
+    train_rows, val_rows = split(len(X), args.val_fraction, gen)
+    X_train, Y_train, X_val, Y_val = X[train_rows], Y[train_rows], X[val_rows], Y[val_rows]
+    if args.outliers > len(X_train):
+        raise common.LessonError(f"--outliers {args.outliers} is more than the {len(X_train)} training rows")
+    if args.batch_size is None:
+        args.batch_size = min(128, len(X_train))
+    if args.batch_size > len(X_train):
+        raise common.LessonError(f"--batch-size {args.batch_size} is larger than the {len(X_train)} training rows")
+    Y_train = add_outliers(Y_train, args.outliers, gen)
+    say(
+        f"data: {args.dataset}, {len(X_train)} training and {len(X_val)} validation rows, "
+        f"{X.shape[1]} feature(s) -> {Y.shape[1]} target(s); device {device}"
+    )
+
+    # The reference: the exact optimum of the same problem. Row normalization changes the problem,
+    # so the reference then stays on standardized features: the best a linear model can do.
+    m = args.loss_power
+    ref_predict = fit_reference(
+        X_train, Y_train, "standardize" if args.scaling == "rownorm" else args.scaling, m, args.weight_decay
+    )
+    ref_loss = power_loss(ref_predict(X_train), Y_train, m)
+    ref_val_loss = power_loss(ref_predict(X_val), Y_val, m) if len(X_val) else None
+
+    predict, history = train(X_train, Y_train, X_val, Y_val, args, device, args.scaling, args.optimizer, args.lr)
+    if history["diverged"] is not None:
+        hint = "; try a smaller --lr, --scaling standardize, or --optimizer adam" if args.optimizer == "sgd" else ""
+        raise common.LessonError(
+            f"diverged at epoch {history['diverged']}: the training loss is no longer finite "
+            f"(--lr {args.lr:g} is too large for these features){hint}"
+        )
+    seconds = history["seconds"][-1]
+    loss = power_loss(predict(X_train), Y_train, m)
+    val_loss = power_loss(predict(X_val), Y_val, m) if len(X_val) else None
+    gap = loss / ref_loss - 1
+    name = "MSE" if m == 2 else f"mean |y - y_hat|^{m:g}"
+    say(
+        f"{args.optimizer} (lr {args.lr:g}, {args.schedule}), {args.scaling} features, batches of {args.batch_size}: "
+        f"{args.epochs} epochs in {seconds:.2f} s"
+    )
+    say(f"training {name}: {loss:.6g}; scikit-learn's optimum: {ref_loss:.6g}; gap: {gap:.2e}")
+    if len(X_val):
+        say(f"validation {name}: {val_loss:.6g}; scikit-learn's fit: {ref_val_loss:.6g}")
+    if args.scaling == "rownorm":
+        own = fit_reference(X_train, Y_train, "rownorm", m, args.weight_decay)
+        say(
+            f"the best fit on row-normalized features has training {name} "
+            f"{power_loss(own(X_train), Y_train, m):.6g}: a different, worse model"
+        )
+
+    metrics = {
+        "loss": loss,
+        "ref_loss": ref_loss,
+        "gap": gap,
+        "seconds": seconds,
+        "val_loss": val_loss,
+        "ref_val_loss": ref_val_loss,
+        "epochs": args.epochs,
+        "n_train": len(X_train),
+        "n_val": len(X_val),
+        "device": str(device),
+    }
+    if X.shape[1] == 1 and Y.shape[1] == 1:  # a line: report w and b in the units of the raw data
+        inputs = np.array([[0.0], [1.0]])
+        b, w_plus_b = predict(inputs)[:, 0]
+        ref_b, ref_w_plus_b = ref_predict(inputs)[:, 0]
+        metrics.update(w=float(w_plus_b - b), b=float(b), ref_w=float(ref_w_plus_b - ref_b), ref_b=float(ref_b))
+    if not args.no_figure:
+        path = plot(
+            args, X_train, Y_train, X_val, Y_val, history, ref_loss, ref_val_loss, predict, device, target_names
+        )
+        say(f"figure: {path}")
+    if args.metrics:
+        common.save_metrics(metrics, args.metrics)
+    return metrics
+
+
+# %% Look: scaling and optimizers, predictions, and the choice of loss
+def plot(args, X_train, Y_train, X_val, Y_val, history, ref_loss, ref_val_loss, predict, device, target_names):
+    variants = {
+        "standardize, sgd": ("standardize", "sgd"),
+        "standardize, adam": ("standardize", "adam"),
+        "rownorm, sgd": ("rownorm", "sgd"),
+        "none, sgd": ("none", "sgd"),
+    }
+    this = f"{args.scaling}, {args.optimizer}"
+    tops = {"train": [], "val": []}  # the y range of the runs that did not diverge
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    fig.suptitle(
+        f"Linear regression the PyTorch way on the {args.dataset} data ({len(X_train)} training rows)", fontsize=13
+    )
+    for name, (scaling, optimizer) in variants.items():
+        if name == this:
+            run = history
+        else:
+            lr = args.lr if optimizer == args.optimizer else DEFAULT_LR[optimizer]
+            run = train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer, lr)[1]
+        style = {"lw": 2.5 if name == this else 1.3, "label": name + (" (this run)" if name == this else "")}
+        epochs = np.arange(1, len(run["train"]) + 1)
+        if run["diverged"] is not None:
+            style["label"] += f", diverged at epoch {run['diverged']}"
+        else:
+            tops["train"].append(max(run["train"]) / ref_loss - 1)
+            tops["val"].append(max(run["val"]))
+        axes[0, 0].semilogy(epochs, np.array(run["train"]) / ref_loss - 1, **style)
+        if len(X_val):
+            axes[0, 1].plot(epochs, run["val"], **style)
+    axes[0, 0].axhline(1e-3, color="0.5", ls=":", lw=0.8)
+    axes[0, 0].set_ylim(top=3 * max(tops["train"]))  # a diverging run leaves through the top
+    axes[0, 0].set(
+        title="(a) training loss above scikit-learn's optimum",
+        xlabel="epoch",
+        ylabel="training loss / optimum - 1",
+    )
+    axes[0, 0].legend(fontsize=8)
+    ax = axes[0, 1]
+    if len(X_val):
+        ax.axhline(ref_val_loss, color="k", ls="--", lw=1, label="scikit-learn's fit")
+        ax.set_yscale("log")
+        ax.set_ylim(top=1.5 * max(tops["val"]))
+        ax.set(title="(b) validation loss (never back-propagated)", xlabel="epoch", ylabel="validation loss")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no validation split\n(--val-fraction 0)", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title="(b) validation loss")
+
+    # (c) predicted against actual on the validation split (or training, without one)
+    ax = axes[1, 0]
+    X_shown, Y_shown, which = (X_val, Y_val, "validation") if len(X_val) else (X_train, Y_train, "training")
+    Y_hat = predict(X_shown)
+    for k in range(Y_shown.shape[1]):
+        ax.scatter(Y_shown[:, k], Y_hat[:, k], s=12, alpha=0.7, label=target_names[k])
+    low, high = float(min(Y_shown.min(), Y_hat.min())), float(max(Y_shown.max(), Y_hat.max()))
+    ax.plot([low, high], [low, high], "k--", lw=1, label="perfect prediction")
+    ax.set(title=f"(c) this run: predicted vs actual, {which} rows", xlabel="actual", ylabel="predicted")
+    ax.legend(fontsize=8)
+
+    # (d) the choice of loss, on the noisy line with 5 outliers: exact optima for m = 1, 2, 4
+    ax = axes[1, 1]
+    gen = common.generator(args.seed)
+    x, y, *_ = load_dataset("line", gen)
+    y = add_outliers(y, 5, gen)
+    ax.scatter(x, y, s=10, color="0.6", label="noisy line, 5 outliers")
+    grid = np.linspace(x.min(), x.max(), 2)[:, None]
+    for m, color in [(1, "C0"), (2, "C1"), (4, "C3")]:
+        fit = fit_reference(x, y, "none", m, 0.0)
+        ax.plot(grid, fit(grid)[:, 0], color=color, lw=2, label=f"min mean |y - y_hat|^{m}")
+    ax.set(title="(d) choice of loss: outliers pull harder as m grows", xlabel="x", ylabel="y")
+    ax.legend(fontsize=8)
+
+    fig.tight_layout()
+    return common.save_figure(fig, args.figs_dir, "LR_miniBatch_PyTorchWay")
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,147 @@
+"""Lesson 3, LR_miniBatch_PyTorchWay.py: nn.Module + torch.optim reach scikit-learn's exact solutions."""
+
+import urllib.error
+
+import numpy as np
+import pytest
+import sklearn.datasets
+import torch
+
+import common
+import LR_miniBatch_PyTorchWay as lesson
+from tests.conftest import assert_one_line_error, assert_png, run_script
+
+QUICK = ["--quiet", "--no-figure"]
+
+
+def test_diabetes_with_defaults_reaches_least_squares():
+    metrics = lesson.main(["--dataset", "diabetes", *QUICK])
+    assert metrics["gap"] < 1e-3
+    assert (metrics["n_train"], metrics["n_val"]) == (354, 88)
+    assert metrics["val_loss"] == pytest.approx(metrics["ref_val_loss"], rel=0.02)
+
+
+def test_line_at_reduced_epochs_reports_w_and_b_in_raw_units():
+    metrics = lesson.main(["--epochs", "30", "--batch-size", "16", *QUICK])
+    assert metrics["gap"] < 1e-3
+    assert metrics["w"] == pytest.approx(metrics["ref_w"], rel=0.01)
+    # the fitted line in raw units predicts what scikit-learn's line predicts, to a few units of y
+    assert metrics["b"] == pytest.approx(metrics["ref_b"], abs=5)
+    assert metrics["w"] == pytest.approx(3.0, abs=0.3)  # the slope the noisy line was drawn with
+
+
+def test_adam_reaches_least_squares_too():
+    assert lesson.main(["--dataset", "diabetes", "--optimizer", "adam", *QUICK])["gap"] < 1e-3
+
+
+def test_two_targets_at_once():
+    metrics = lesson.main(["--dataset", "crops", "--batch-size", "32", "--epochs", "60", *QUICK])
+    assert metrics["gap"] < 1e-3
+
+
+def test_val_fraction_zero_trains_on_all_rows():
+    metrics = lesson.main(["--dataset", "diabetes", "--val-fraction", "0", "--epochs", "30", *QUICK])
+    assert (metrics["n_train"], metrics["n_val"], metrics["val_loss"]) == (442, 0, None)
+
+
+def test_standardization_statistics_come_from_the_training_split():
+    X = np.random.default_rng(0).normal(5, 3, size=(100, 4))
+    scale, unscale = lesson.standardizer(X[:80])
+    assert np.allclose(scale(X[:80]).mean(axis=0), 0) and np.allclose(scale(X[:80]).std(axis=0), 1)
+    assert not np.allclose(scale(X[80:]).mean(axis=0), 0)
+    assert np.allclose(unscale(scale(X)), X)
+
+
+def test_row_normalization_is_a_worse_model_not_a_rescaling():
+    X, Y, *_ = lesson.load_dataset("diabetes", common.generator(0))
+    rows = lesson.scaler("rownorm", X)(X)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1)
+    best = {kind: lesson.power_loss(lesson.fit_reference(X, Y, kind, 2, 0)(X), Y, 2) for kind in ["none", "rownorm"]}
+    standardized = lesson.power_loss(lesson.fit_reference(X, Y, "standardize", 2, 0)(X), Y, 2)
+    assert standardized == pytest.approx(best["none"], rel=1e-9)  # standardizing changes nothing
+    assert best["rownorm"] > 1.01 * best["none"]
+
+
+def test_weight_decay_reaches_ridge_and_costs_training_fit():
+    metrics = lesson.main(["--dataset", "diabetes", "--weight-decay", "0.05", *QUICK])
+    assert abs(metrics["gap"]) < 1e-3
+    plain = lesson.main(["--dataset", "diabetes", "--epochs", "5", *QUICK])["ref_loss"]
+    assert metrics["ref_loss"] > plain
+
+
+def test_ridge_reference_equals_the_penalized_objective_minimized_directly():
+    X, Y, *_ = lesson.load_dataset("crops", common.generator(0))
+    X = lesson.scaler("standardize", X)(X)
+    ridge = lesson.reference(X, Y, 2, 0.1)
+    direct = lesson.PowerRegression(2, 0.1).fit(X, Y)
+    assert np.allclose(ridge.coef_, direct.coef_, atol=1e-5)
+
+
+def test_mean_absolute_error_reaches_the_median_regression_despite_outliers():
+    metrics = lesson.main(["--outliers", "5", "--loss-power", "1", *QUICK])
+    assert metrics["gap"] < 1e-3
+    assert metrics["w"] == pytest.approx(metrics["ref_w"], rel=0.01)
+
+
+def test_outliers_pull_harder_as_the_power_grows():
+    gen = common.generator(0)
+    x, y, *_ = lesson.load_dataset("line", gen)
+    y = lesson.add_outliers(y, 5, gen)
+    middle = [lesson.fit_reference(x, y, "none", m, 0)(np.zeros((1, 1)))[0, 0] for m in (1, 2, 4)]
+    assert middle[0] < middle[1] < middle[2]  # the outliers lie above the line
+
+
+def test_validation_loss_is_computed_without_a_graph():
+    # The lesson's loop evaluates under no_grad; a loss computed there carries no graph.
+    model = lesson.LinearModel(3, 2)
+    with torch.no_grad():
+        loss = lesson.nn.MSELoss()(model(torch.ones(4, 3)), torch.zeros(4, 2))
+    assert not loss.requires_grad and loss.grad_fn is None
+
+
+def test_same_seed_same_numbers():
+    run = ["--dataset", "diabetes", "--epochs", "5", *QUICK]
+    first, again, other = (lesson.main([*run, "--seed", s]) for s in ["4", "4", "5"])
+    del first["seconds"], again["seconds"]
+    assert first == again
+    assert first["loss"] != other["loss"]
+
+
+def test_california_offline_gets_a_clear_error(cli, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_california_housing", no_network)
+    status, _, err = cli(lesson, ["--dataset", "california", "--no-figure"])
+    assert_one_line_error(status, err, "--dataset california", "download", "--dataset diabetes")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda():
+    metrics = lesson.main(["--device", "cuda", "--dataset", "diabetes", *QUICK])
+    assert metrics["device"].startswith("cuda") and metrics["gap"] < 1e-3
+
+
+@pytest.mark.parametrize(
+    "argv, phrases",
+    [
+        (["--batch-size", "0"], ["--batch-size", "positive"]),
+        (["--dataset", "diabetes", "--batch-size", "400"], ["--batch-size 400", "larger than the 354 training rows"]),
+        (["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
+        (["--val-fraction=-0.1"], ["--val-fraction", "[0, 1)"]),
+        (["--dataset", "iris"], ["--dataset", "invalid choice"]),
+        (["--optimizer", "lbfgs"], ["--optimizer", "invalid choice"]),
+        (["--loss-power", "0.5"], ["--loss-power", "at least 1"]),
+        (["--dataset", "crops", "--scaling", "none"], ["diverged at epoch", "smaller --lr"]),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(cli, argv, phrases):
+    status, _, err = cli(lesson, [*argv, "--no-figure"])
+    assert_one_line_error(status, err, *phrases)
+
+
+def test_script_runs_as_a_learner_runs_it(tmp_path):
+    result = run_script("LR_miniBatch_PyTorchWay.py", "--epochs", "5", "--figs-dir", tmp_path / "figs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "scikit-learn's optimum" in result.stdout
+    assert_png(tmp_path / "figs" / "LR_miniBatch_PyTorchWay.png")
