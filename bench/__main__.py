@@ -8,9 +8,9 @@ import argparse
 import sys
 import time
 
-from bench import lesson1
+from bench import lesson1, lesson3
 
-SUITES = {"LR_noDatasetClass": lesson1.rows}
+SUITES = {"LR_noDatasetClass": lesson1.rows, "LR_miniBatch_PyTorchWay": lesson3.rows}
 
 
 def timed(fn, *args, repeat=3, **kwargs):

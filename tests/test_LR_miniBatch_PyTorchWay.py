@@ -143,5 +143,5 @@ def test_bad_input_gets_a_one_line_error(cli, argv, phrases):
 def test_script_runs_as_a_learner_runs_it(tmp_path):
     result = run_script("LR_miniBatch_PyTorchWay.py", "--epochs", "5", "--figs-dir", tmp_path / "figs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "scikit-learn's optimum" in result.stdout
+    assert "reference optimum" in result.stdout
     assert_png(tmp_path / "figs" / "LR_miniBatch_PyTorchWay.png")
