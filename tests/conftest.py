@@ -1,12 +1,19 @@
 """Helpers shared by the lesson tests."""
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 import common
+
+# The lessons' tensors are tiny: one thread is faster than two fighting over the cores with the
+# lesson scripts that run beside the tests.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,15 +38,37 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def run_script(name, *args, cwd):
-    """The script as a learner runs it, in a subprocess."""
-    return subprocess.run(
-        [sys.executable, str(REPO / name), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+# One run per lesson as a learner runs it: `python lesson.py` in a subprocess, with few epochs and
+# the figure written to a temporary folder. They start together when the tests are collected and
+# run beside the in-process tests; each lesson's smoke test then waits for its own.
+SMOKE_ARGS = {
+    "LR_noDatasetClass": ["--epochs", "30"],
+    "LR_miniBatch_datasetDataLoader": ["--epochs", "5"],
+    "LR_miniBatch_PyTorchWay": ["--epochs", "5"],
+}
+_smoke_runs = {}
+
+
+def pytest_collection_finish(session):
+    wanted = {
+        item.module.__name__.split(".")[-1].removeprefix("test_") for item in session.items if "script" in item.name
+    }
+    for lesson in sorted(wanted & set(SMOKE_ARGS)):
+        folder = Path(tempfile.mkdtemp(prefix=f"smoke-{lesson}-"))
+        command = [sys.executable, str(REPO / f"{lesson}.py"), *SMOKE_ARGS[lesson], "--figs-dir", str(folder / "figs")]
+        # One thread each: these tensors are too small to gain from more, and the runs share the cores.
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        process = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        _smoke_runs[lesson] = (process, folder)
+
+
+def smoke_run(lesson):
+    """(exit status, stdout, stderr, figures folder) of the lesson's script run, once it has finished."""
+    process, folder = _smoke_runs[lesson]
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err, folder / "figs"
 
 
 def assert_png(path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import LR_noDatasetClass as lesson
-from tests.conftest import assert_one_line_error, assert_png, run_script
+from tests.conftest import assert_one_line_error, assert_png, smoke_run
 
 
 def line(n=100, seed=0):
@@ -141,9 +141,8 @@ def test_absent_device_gets_a_one_line_error(cli):
     assert_one_line_error(status, err, "cuda", "--device cpu")
 
 
-def test_script_runs_as_a_learner_runs_it(tmp_path):
-    result = run_script("LR_noDatasetClass.py", "--epochs", "30", "--figs-dir", tmp_path / "figs", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "gap to least squares" in result.stdout
-    assert_png(tmp_path / "figs" / "LR_noDatasetClass.png")
-    assert "nan" not in result.stdout.lower()
+def test_script_runs_as_a_learner_runs_it():
+    status, out, err, figs = smoke_run("LR_noDatasetClass")
+    assert status == 0, err
+    assert "gap to least squares" in out and "nan" not in out.lower()
+    assert_png(figs / "LR_noDatasetClass.png")
