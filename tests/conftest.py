@@ -45,6 +45,7 @@ SMOKE_ARGS = {
     "LR_noDatasetClass": ["--epochs", "30"],
     "LR_miniBatch_datasetDataLoader": ["--epochs", "5"],
     "LR_miniBatch_PyTorchWay": ["--epochs", "5"],
+    "LogReg_PyTorch": ["--epochs", "20"],
 }
 _smoke_runs = {}
 

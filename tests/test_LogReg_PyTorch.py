@@ -1,0 +1,128 @@
+"""Lesson 4, LogReg_PyTorch.py: logistic regression reaches scikit-learn's optimum; the NaN story."""
+
+import numpy as np
+import pytest
+import torch
+
+import common
+import LogReg_PyTorch as lesson
+from tests.conftest import assert_one_line_error, assert_png, smoke_run
+
+QUICK = ["--quiet", "--no-figure"]
+
+
+def test_1d_defaults_match_scikit_learn():
+    metrics = lesson.main(QUICK)
+    assert metrics["gap"] < 1e-3
+    assert round(metrics["boundary"], 2) == round(metrics["ref_boundary"], 2)
+    assert metrics["accuracy"] == metrics["ref_accuracy"]
+
+
+def test_1d_at_reduced_epochs_with_adam():
+    metrics = lesson.main(["--optimizer", "adam", "--lr", "0.3", "--epochs", "100", *QUICK])
+    assert metrics["gap"] < 1e-3
+
+
+def test_breast_cancer_matches_the_l2_penalized_logistic_regression():
+    metrics = lesson.main(["--dataset", "breast_cancer", "--epochs", "150", *QUICK])
+    assert metrics["objective_gap"] < 1e-3
+    assert abs(metrics["gap"]) < 1e-2  # the log-loss alone moves with the first power: see main()
+    assert metrics["accuracy"] == pytest.approx(metrics["ref_accuracy"], abs=0.005)
+    assert metrics["val_accuracy"] > 0.9
+
+
+def test_weight_decay_maps_to_scikit_learns_c():
+    # Our objective with weight decay λ, minimized directly, has the same optimum as sklearn with C = 1 / (n λ).
+    from scipy.optimize import minimize
+
+    X, y = lesson.load_dataset(lesson.parse_args(["--dataset", "breast_cancer"]), None)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    decay = 0.05
+    ref = lesson.reference(X, y, decay)
+
+    def objective(theta):
+        z = X @ theta[:-1] + theta[-1]
+        return np.mean(np.logaddexp(0, z) - y[:, 0] * z) + decay / 2 * theta[:-1] @ theta[:-1]
+
+    direct = minimize(objective, np.zeros(X.shape[1] + 1), method="L-BFGS-B", options={"gtol": 1e-10}).x
+    assert np.allclose(direct[:-1], ref.coef_[0], atol=1e-4)
+
+
+def test_handwritten_bce_equals_the_stable_loss_until_the_sigmoid_saturates():
+    y = torch.tensor([[1.0], [0.0], [1.0]])
+    z = torch.tensor([[2.0], [-1.5], [0.3]])
+    assert lesson.handwritten_bce(z, y).item() == pytest.approx(lesson.LOSSES["bce_logits"](z, y).item(), rel=1e-6)
+    saturated = torch.tensor([[20.0], [-1.5], [0.3]])  # sigmoid(20) is exactly 1.0 in float32
+    assert torch.sigmoid(saturated[0]).item() == 1.0
+    assert torch.isnan(lesson.handwritten_bce(saturated, y))
+    assert torch.isfinite(lesson.LOSSES["bce"](saturated, y))
+    assert torch.isfinite(lesson.LOSSES["bce_logits"](saturated, y))
+
+
+def test_handwritten_loss_ends_in_the_clear_message_and_bce_does_not(cli):
+    status, _, err = cli(lesson, ["--loss", "handwritten", "--no-figure"])
+    assert_one_line_error(status, err, "became nan at epoch", "saturated", "--loss bce_logits")
+    metrics = lesson.main(["--loss", "bce", *QUICK])
+    assert metrics["gap"] < 1e-3
+
+
+def test_separable_classes_have_no_gap_and_say_so(capsys):
+    metrics = lesson.main(["--std", "0.5", "--epochs", "20", "--no-figure"])
+    out = capsys.readouterr().out
+    assert metrics["separable"] and metrics["gap"] is None
+    assert "linearly separable" in out and "--weight-decay" in out
+    penalized = lesson.main(["--std", "0.5", "--epochs", "100", "--weight-decay", "0.01", *QUICK])
+    assert not penalized["separable"] and penalized["objective_gap"] < 1e-3
+
+
+def test_separability_check():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    assert lesson.separable(X, np.array([[0.0], [0.0], [1.0], [1.0]]))
+    assert not lesson.separable(X, np.array([[0.0], [1.0], [0.0], [1.0]]))
+
+
+def test_noisy_binary_data():
+    data = lesson.NoisyBinaryData(2000, -3.0, 5.0, 2.0, common.generator(0))
+    assert len(data) == 2000 and data[0][0].shape == (1,)
+    x, y = data.x[:, 0], data.y[:, 0]
+    assert 0.45 < y.mean() < 0.55
+    assert x[y == 0].mean() == pytest.approx(-3, abs=0.2) and x[y == 1].std() == pytest.approx(2, abs=0.2)
+
+
+def test_same_seed_same_numbers():
+    run = ["--epochs", "10", *QUICK]
+    first, again, other = (lesson.main([*run, "--seed", s]) for s in ["3", "3", "4"])
+    del first["seconds"], again["seconds"]
+    assert first == again
+    assert first["loss"] != other["loss"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda():
+    metrics = lesson.main(["--device", "cuda", *QUICK])
+    assert metrics["device"].startswith("cuda") and metrics["gap"] < 1e-3
+
+
+@pytest.mark.parametrize(
+    "argv, phrases",
+    [
+        (["--dataset", "iris"], ["--dataset", "invalid choice"]),
+        (["--loss", "hinge"], ["--loss", "invalid choice"]),
+        (["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
+        (["--val-fraction=-0.5"], ["--val-fraction", "[0, 1)"]),
+        (["--std", "0"], ["--std", "positive"]),
+        (["--std=-1"], ["--std", "positive"]),
+        (["--n", "0"], ["--n", "positive"]),
+        (["--batch-size", "101"], ["--batch-size 101", "larger than the 100 training rows"]),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(cli, argv, phrases):
+    status, _, err = cli(lesson, [*argv, "--no-figure"])
+    assert_one_line_error(status, err, *phrases)
+
+
+def test_script_runs_as_a_learner_runs_it():
+    status, out, err, figs = smoke_run("LogReg_PyTorch")
+    assert status == 0, err
+    assert "decision boundary" in out and "nan" not in out.lower()
+    assert_png(figs / "LogReg_PyTorch.png")
