@@ -8,9 +8,13 @@ import argparse
 import sys
 import time
 
-from bench import lesson1, lesson3
+from bench import lesson1, lesson3, lesson4
 
-SUITES = {"LR_noDatasetClass": lesson1.rows, "LR_miniBatch_PyTorchWay": lesson3.rows}
+SUITES = {
+    "LR_noDatasetClass": lesson1.rows,
+    "LR_miniBatch_PyTorchWay": lesson3.rows,
+    "LogReg_PyTorch": lesson4.rows,
+}
 
 
 def timed(fn, *args, repeat=3, **kwargs):
