@@ -149,6 +149,27 @@ def save_metrics(metrics, path):
     return _write_atomically(path, write)
 
 
+def read_words(path):
+    """The words of a text file, one per line (blank lines skipped), or a LessonError saying what is wrong."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LessonError(f"--data {path}: no such file") from None
+    except OSError as e:
+        raise LessonError(f"--data {path}: cannot be read ({e.strerror})") from None
+    if b"\0" in raw:
+        raise LessonError(f"--data {path}: a binary file, not a word list (one word per line)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LessonError(f"--data {path}: not UTF-8 text, not a word list (one word per line)") from None
+    words = [line.strip() for line in text.splitlines() if line.strip()]
+    if not words:
+        raise LessonError(f"--data {path}: no words in it (expected one word per line)")
+    return words
+
+
 def run(main):
     """Call `main()` as a script: a LessonError becomes one line on stderr and exit status 1."""
     try:

@@ -46,6 +46,7 @@ SMOKE_ARGS = {
     "LR_miniBatch_datasetDataLoader": ["--epochs", "5"],
     "LR_miniBatch_PyTorchWay": ["--epochs", "5"],
     "LogReg_PyTorch": ["--epochs", "20"],
+    "softmax_classifier": ["--epochs", "5"],
 }
 _smoke_runs = {}
 

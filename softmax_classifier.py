@@ -1,0 +1,245 @@
+"""A single linear layer and softmax: a character bigram model of names, checked against counting.
+
+What you will learn
+- a linear layer maps an input to one score (logit) per class; softmax turns the scores into
+  probabilities, exp(z_i) / sum_j exp(z_j); argmax picks the predicted class;
+- cross-entropy, the loss of classification, is the negative log-likelihood of the right class:
+  -log softmax(z)[y], averaged over examples; `F.cross_entropy` is exactly that, written stably;
+- multiplying a one-hot vector by a weight matrix W just selects one row of W: a lookup table
+  (the idea behind the embedding table of the next lesson);
+- for this model the best possible answer is known: the relative frequencies of each next
+  character after each character, counted from the data. Gradient descent must reach it;
+- weight decay plays the part that add-one smoothing plays for counts.
+
+Task: predict the next character of a name from the previous one, with "." marking the start and
+the end of each name: ".emma." gives the pairs (., e), (e, m), (m, m), (m, a), (a, .).
+
+Run it:
+    python softmax_classifier.py                       # Adam, 60 full-batch steps
+    python softmax_classifier.py --optimizer gd --epochs 200  # plain gradient descent, rate 50
+    python softmax_classifier.py --weight-decay 0.01   # smoother, like add-one counts
+    python softmax_classifier.py --data my_words.txt --samples 20
+"""
+
+# %% Setup
+import time
+
+import matplotlib.colors
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import common
+
+BOUNDARY = "."  # marks both the start and the end of a word
+DEFAULT_LR = {"gd": 50.0, "adam": 0.5}
+
+
+def parse_args(argv):
+    p = common.parser(__doc__, epochs=60, lr=None, lr_help="learning rate (default: 0.5 for adam, 50 for gd)")
+    p.add_argument("--data", default=common.REPO / "data" / "names.txt", help="word list, one word per line")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of words held out (the dev split)")
+    p.add_argument("--optimizer", choices=["gd", "adam"], default="adam", help="Adam, or plain gradient descent (gd)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on W, the counterpart of smoothing")
+    p.add_argument("--samples", type=int, default=10, help="names to sample from the trained model")
+    args = p.parse_args(argv)
+    if not 0 <= args.val_fraction < 1:
+        p.error(f"argument --val-fraction: must be in [0, 1), got {args.val_fraction}")
+    if args.weight_decay < 0:
+        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
+    if args.samples < 0:
+        p.error(f"argument --samples: must not be negative, got {args.samples}")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
+    return args
+
+
+# %% Data: words, a vocabulary, and (previous character, next character) pairs
+def load_words(path, val_fraction, gen):
+    """Training and dev words, split by word (a word's pairs never straddle the split)."""
+    words = common.read_words(path)
+    bad = next((w for w in words if BOUNDARY in w), None)
+    if bad is not None:
+        raise common.LessonError(f"--data {path}: the word {bad!r} contains {BOUNDARY!r}, the start/end marker")
+    order = torch.randperm(len(words), generator=gen).tolist()
+    n_dev = int(round(len(words) * val_fraction))
+    if len(words) - n_dev < 1:
+        raise common.LessonError(f"--data {path}: too few words ({len(words)}) for a training split")
+    return [words[i] for i in order[n_dev:]], [words[i] for i in order[:n_dev]]
+
+
+def pairs(words, stoi):
+    """Index tensors (previous character, next character) over all words, boundaries included."""
+    xs, ys = [], []
+    for word in words:
+        chars = [BOUNDARY, *word, BOUNDARY]
+        for prev, nxt in zip(chars, chars[1:]):
+            xs.append(stoi[prev])
+            ys.append(stoi[nxt])
+    return torch.tensor(xs), torch.tensor(ys)
+
+
+# %% Reference: the count-based bigram model
+def count_matrix(x, y, vocab_size):
+    """N[i, j] = how often character j follows character i."""
+    N = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)
+    N.index_put_((x, y), torch.ones(len(x), dtype=torch.float64), accumulate=True)
+    return N
+
+
+def count_nll(N, x, y, smoothing=0.0):
+    """Mean -log P(y | x) with P the (smoothed) relative frequencies of N.
+
+    Without smoothing, on the pairs N was counted from, this is the lowest loss any bigram model
+    can reach: for each previous character, the best distribution over the next is the empirical one.
+    """
+    P = (N + smoothing) / (N + smoothing).sum(dim=1, keepdim=True)
+    return float(-P[x, y].log().mean())
+
+
+# %% Model: one-hot input, one linear layer, softmax
+def nll_by_hand(logits, y):
+    """Softmax then negative log-likelihood of the right class, written out."""
+    counts = logits.exp()  # positive "counts" from any real scores
+    probs = counts / counts.sum(dim=1, keepdim=True)  # softmax: each row sums to 1
+    return -probs[torch.arange(len(y)), y].log().mean()
+
+
+def train(x, y, vocab_size, args, device, optimizer_name, lr, stop_below=None):
+    """Full-batch training of W (vocab x vocab); returns W and the loss of every step."""
+    x, y = x.to(device), y.to(device)
+    W = torch.zeros(vocab_size, vocab_size, device=device, requires_grad=True)  # all next chars equally likely
+    optimizer = torch.optim.Adam([W], lr=lr) if optimizer_name == "adam" else None
+    history = {"loss": [], "seconds": [], "diverged": None}
+    start = time.perf_counter()
+    for step in range(1, args.epochs + 1):
+        logits = W[x]  # = F.one_hot(x) @ W: row i of that product is row x[i] of W (see main)
+        loss = F.cross_entropy(logits, y)  # = nll_by_hand(logits, y), computed stably
+        history["loss"].append(loss.item())
+        history["seconds"].append(time.perf_counter() - start)
+        if not np.isfinite(history["loss"][-1]):
+            history["diverged"] = step
+            break
+        if stop_below is not None and history["loss"][-1] < stop_below:
+            break
+        penalty = args.weight_decay * (W**2).mean()  # pulls every W[i, j] towards 0: towards uniform
+        W.grad = None
+        (loss + penalty).backward()
+        if optimizer is None:
+            with torch.no_grad():
+                W -= lr * W.grad  # plain gradient descent, as in lesson 1
+        else:
+            optimizer.step()
+    return W.detach(), history
+
+
+# %% Run: data, counts, training, comparison, samples
+def main(argv=None):
+    args = parse_args(argv)
+    say = common.say(args.quiet)
+    device = common.device(args.device)
+    gen = common.generator(args.seed)
+
+    train_words, dev_words = load_words(args.data, args.val_fraction, gen)
+    chars = sorted(set("".join(train_words + dev_words)))
+    itos = [BOUNDARY, *chars]
+    stoi = {c: i for i, c in enumerate(itos)}
+    V = len(itos)
+    x, y = pairs(train_words, stoi)
+    x_dev, y_dev = pairs(dev_words, stoi)
+    say(f"data: {len(train_words)} training and {len(dev_words)} dev words, {len(x)} training pairs, {V} characters")
+
+    N = count_matrix(x, y, V)
+    ref_loss = count_nll(N, x, y)
+    say(f"count model (the exact optimum): training loss {ref_loss:.4f} nats per character")
+
+    W, history = train(x, y, V, args, device, args.optimizer, args.lr)
+    if history["diverged"] is not None:
+        raise common.LessonError(
+            f"diverged at step {history['diverged']}: the loss is no longer finite; lower --lr (now {args.lr:g})"
+        )
+    W = W.cpu()
+    # Two facts the training loop relies on, checked on the trained W:
+    # a one-hot row times W is a row of W, and softmax + NLL by hand is F.cross_entropy.
+    one_hot_is_lookup = torch.equal(F.one_hot(x, V).float() @ W, W[x])
+    same_loss = torch.allclose(nll_by_hand(W[x].double(), y), F.cross_entropy(W[x].double(), y))
+    say(f"one-hot(x) @ W == W[x]: {one_hot_is_lookup}; softmax + NLL by hand == F.cross_entropy: {same_loss}")
+    loss = float(F.cross_entropy(W[x].double(), y))  # final W, whole training split, in float64
+    gap = loss - ref_loss
+    seconds = history["seconds"][-1]
+    say(f"{args.optimizer} (lr {args.lr:g}), {args.epochs} full-batch steps in {seconds:.2f} s")
+    say(f"training loss {loss:.4f}; count optimum {ref_loss:.4f}; gap {gap:.4f} nats")
+
+    metrics = {"loss": loss, "ref_loss": ref_loss, "gap": gap, "seconds": seconds, "device": str(device)}
+    if len(x_dev):
+        dev_loss = float(F.cross_entropy(W[x_dev].double(), y_dev))
+        smoothed = count_nll(N, x_dev, y_dev, smoothing=1.0)
+        metrics.update(dev_loss=dev_loss, ref_dev_loss=smoothed)
+        say(f"dev loss {dev_loss:.4f}; count model with add-one smoothing {smoothed:.4f}")
+
+    sample_gen = common.generator(args.seed)
+    names = [sample(W, itos, sample_gen) for _ in range(args.samples)]
+    metrics["samples"] = names
+    if names:
+        say("samples: " + ", ".join(names))
+
+    if not args.no_figure:
+        path = plot(args, history, ref_loss, W, N, itos)
+        say(f"figure: {path}")
+    if args.metrics:
+        common.save_metrics(metrics, args.metrics)
+    return metrics
+
+
+def sample(W, itos, gen, max_length=30):
+    """One word: start at the boundary, draw each next character from softmax(W[previous])."""
+    out, i = [], 0
+    while len(out) < max_length:
+        probs = torch.softmax(W[i].double(), dim=0)
+        i = int(torch.multinomial(probs, 1, generator=gen))
+        if i == 0:
+            break
+        out.append(itos[i])
+    return "".join(out)
+
+
+# %% Look: the loss against the optimum, learned probabilities against counted ones
+def plot(args, history, ref_loss, W, N, itos):
+    fig = plt.figure(figsize=(17, 6.2))
+    grid = fig.add_gridspec(1, 3, width_ratios=[1, 1.15, 1.15])
+    fig.suptitle(
+        f"Softmax bigram model ({len(itos) - 1} characters + the boundary '.'): W learned vs counted", fontsize=13
+    )
+
+    ax = fig.add_subplot(grid[0])
+    ax.semilogy(np.arange(1, len(history["loss"]) + 1), np.array(history["loss"]) - ref_loss, label=args.optimizer)
+    ax.axhline(0.01, color="0.5", ls=":", lw=1)
+    ax.text(len(history["loss"]), 0.01, "0.01 nats", ha="right", va="bottom", fontsize=8, color="0.4")
+    ax.set(
+        title="(a) training loss above the count optimum",
+        xlabel="full-batch step",
+        ylabel="loss - optimum (nats per character)",
+    )
+    ax.legend()
+
+    learned = torch.softmax(W.double(), dim=1)
+    counted = N / N.sum(dim=1, keepdim=True).clamp(min=1)
+    for k, (matrix, title) in enumerate(
+        [(learned, "(b) learned: softmax(W), row = previous"), (counted, "(c) counted: N / row sums")]
+    ):
+        ax = fig.add_subplot(grid[k + 1])
+        # a square-root colour scale, so that the many small probabilities still show
+        norm = matplotlib.colors.PowerNorm(0.5, vmin=0, vmax=float(counted.max()))
+        image = ax.imshow(matrix.numpy(), cmap="Blues", norm=norm)
+        ax.set_xticks(range(len(itos)), itos, fontsize=7)
+        ax.set_yticks(range(len(itos)), itos, fontsize=7)
+        ax.set(title=title, xlabel="next character", ylabel="previous character")
+        fig.colorbar(image, ax=ax, fraction=0.046, label="P(next | previous)")
+
+    fig.tight_layout()
+    return common.save_figure(fig, args.figs_dir, "softmax_classifier")
+
+
+if __name__ == "__main__":
+    common.run(main)
