@@ -64,7 +64,8 @@ def parser(doc, *, epochs, lr, lr_help="learning rate"):
         description=doc.strip().splitlines()[0],
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training data")
+    if epochs is not None:  # a lesson that counts steps instead of epochs leaves this out
+        p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training data")
     p.add_argument("--lr", type=positive_float, default=lr, help=lr_help)
     p.add_argument("--seed", type=int, default=0, help="seed for every random draw")
     p.add_argument(

@@ -47,6 +47,7 @@ SMOKE_ARGS = {
     "LR_miniBatch_PyTorchWay": ["--epochs", "5"],
     "LogReg_PyTorch": ["--epochs", "20"],
     "softmax_classifier": ["--epochs", "5"],
+    "mlp_embedding": ["--steps", "200", "--eval-every", "100", "--out", "out"],
 }
 _smoke_runs = {}
 

@@ -1,0 +1,408 @@
+"""A character-level MLP with an embedding table (Bengio et al. 2003): names, made up one letter at a time.
+
+What you will learn
+- an embedding table C gives every character a learned vector: C[ix] is the one-hot-times-matrix
+  lookup of lesson 5, with a small vector per row instead of 27 scores;
+- the vectors of the previous block_size characters are concatenated and fed to a hidden layer
+  (tanh) and an output layer that gives 27 next-character logits; cross-entropy as in lesson 5;
+- training on random mini-batches, with a learning rate that decays over the run; the rate is
+  chosen with a quick search (loss against rate, on a log axis);
+- train / dev / test splits by word: the dev loss picks the best model and shows overfitting, the
+  test loss is looked at once, at the end;
+- the model must beat the best bigram model (lesson 5), even the one counted on the dev words.
+
+Y. Bengio, R. Ducharme, P. Vincent, C. Jauvin (2003), A Neural Probabilistic Language Model,
+Journal of Machine Learning Research 3: 1137-1155.
+
+Run it:
+    python mlp_embedding.py                      # train (about a minute on a laptop CPU), save the best model
+    python mlp_embedding.py --sample-only        # load the saved model and make up names
+    python mlp_embedding.py --steps 2000         # a quick look
+    python mlp_embedding.py --block-size 3 --emb-dim 10 --hidden 200 --batch-size 32 --lr 0.1 --steps 200000
+                                                 # the configuration of the well-known lecture version
+"""
+
+# %% Setup
+import math
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import common
+
+BOUNDARY = "."
+
+
+def parse_args(argv):
+    p = common.parser(__doc__, epochs=None, lr=3e-3, lr_help="peak learning rate of AdamW")
+    p.add_argument("--data", default=common.REPO / "data" / "names.txt", help="word list, one word per line")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of words for dev, and again for test")
+    p.add_argument("--block-size", type=common.positive_int, default=8, help="characters of context")
+    p.add_argument("--emb-dim", type=common.positive_int, default=24, help="size of each character's vector")
+    p.add_argument("--hidden", type=common.positive_int, default=256, help="units in each hidden layer")
+    p.add_argument("--layers", type=common.positive_int, default=2, help="hidden layers")
+    p.add_argument("--batch-size", type=common.positive_int, default=256, help="examples per step")
+    p.add_argument("--steps", type=common.positive_int, default=20_000, help="gradient steps")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="AdamW, or plain SGD")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay of AdamW")
+    p.add_argument("--eval-every", type=common.positive_int, default=1000, help="steps between dev evaluations")
+    p.add_argument("--out", type=Path, default=common.REPO / "out" / "mlp_embedding", help="checkpoint folder")
+    p.add_argument("--sample-only", action="store_true", help="load the checkpoint from --out and sample")
+    p.add_argument("--samples", type=int, default=10, help="names to sample at the end")
+    args = p.parse_args(argv)
+    if not 0 <= args.val_fraction < 0.5:
+        p.error(f"argument --val-fraction: must be in [0, 0.5), got {args.val_fraction}")
+    if args.weight_decay < 0:
+        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
+    if args.samples < 0:
+        p.error(f"argument --samples: must not be negative, got {args.samples}")
+    return args
+
+
+# %% Data: words, splits, and (context, next character) examples
+def load_words(path, gen):
+    words = common.read_words(path)
+    bad = next((w for w in words if BOUNDARY in w), None)
+    if bad is not None:
+        raise common.LessonError(f"--data {path}: the word {bad!r} contains {BOUNDARY!r}, the start/end marker")
+    order = torch.randperm(len(words), generator=gen).tolist()
+    return [words[i] for i in order]
+
+
+def split_words(words, fraction):
+    """(train, dev, test) word lists: dev and test each get `fraction` of the words."""
+    n = int(round(len(words) * fraction))
+    return words[2 * n :], words[:n], words[n : 2 * n]
+
+
+def examples(words, stoi, block_size):
+    """X: (n, block_size) indices of the previous characters, "." before the start; Y: the next one."""
+    X, Y = [], []
+    for word in words:
+        context = [0] * block_size
+        for ch in [*word, BOUNDARY]:
+            X.append(context)
+            Y.append(stoi[ch])
+            context = [*context[1:], stoi[ch]]
+    return torch.tensor(X, dtype=torch.long).reshape(-1, block_size), torch.tensor(Y, dtype=torch.long)
+
+
+def bigram_nll(words, stoi):
+    """The loss of the best bigram model of these very words: their counted relative frequencies."""
+    N = torch.zeros(len(stoi), len(stoi), dtype=torch.float64)
+    for word in words:
+        chars = [0, *(stoi[c] for c in word), 0]
+        for a, b in zip(chars, chars[1:]):
+            N[a, b] += 1
+    P = N / N.sum(dim=1, keepdim=True).clamp(min=1)
+    total = N.sum()
+    return float(-(N[N > 0] * P[N > 0].log()).sum() / total)
+
+
+# %% Model: embedding table, hidden layers, output layer
+def init_model(vocab_size, args, gen):
+    """The parameters, as plain tensors: C (embeddings), then W, b for each layer."""
+
+    def uniform(*shape, fan_in):  # PyTorch's default for linear layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        return (torch.rand(*shape, generator=gen) * 2 - 1) / math.sqrt(fan_in)
+
+    params = {"C": torch.randn(vocab_size, args.emb_dim, generator=gen)}
+    width = args.block_size * args.emb_dim
+    for layer in range(1, args.layers + 1):
+        params[f"W{layer}"] = uniform(width, args.hidden, fan_in=width)
+        params[f"b{layer}"] = uniform(args.hidden, fan_in=width)
+        width = args.hidden
+    params["Wout"] = uniform(width, vocab_size, fan_in=width) * 0.1  # small: start near uniform predictions
+    params["bout"] = torch.zeros(vocab_size)
+    return params
+
+
+def forward(params, X):
+    """Logits (n, vocab) for contexts X (n, block_size)."""
+    h = params["C"][X].flatten(1)  # look up each character's vector, then concatenate the block
+    layer = 1
+    while f"W{layer}" in params:
+        h = torch.tanh(h @ params[f"W{layer}"] + params[f"b{layer}"])
+        layer += 1
+    return h @ params["Wout"] + params["bout"]
+
+
+@torch.no_grad()
+def evaluate(params, X, Y, batch=65_536):
+    """Mean cross-entropy over all of X, Y (in chunks, so memory stays small)."""
+    total = sum(
+        F.cross_entropy(forward(params, X[i : i + batch]), Y[i : i + batch], reduction="sum").item()
+        for i in range(0, len(X), batch)
+    )
+    return total / len(X)
+
+
+# %% Checkpoints
+def save_checkpoint(path, params, itos, args, step, dev_loss):
+    """Write the model, its vocabulary and configuration; through a temporary file, so never half a file."""
+    config = {k: getattr(args, k) for k in ["block_size", "emb_dim", "hidden", "layers"]}
+    state = {
+        "params": {k: v.detach().cpu() for k, v in params.items()},
+        "itos": itos,
+        "config": config,
+        "step": step,
+        "dev_loss": dev_loss,
+    }
+    common._write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path):
+    """The saved state, or a one-line error if the file is missing, corrupted or not one of ours."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no code runs while loading
+    except FileNotFoundError:
+        raise common.LessonError(f"no checkpoint at {path}: train first (without --sample-only)") from None
+    except Exception as e:  # torch raises many kinds for a damaged file
+        raise common.LessonError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}); delete it and train again"
+        ) from None
+    try:
+        params, itos, config = state["params"], state["itos"], state["config"]
+        vocab, width = len(itos), config["block_size"] * config["emb_dim"]
+        assert params["C"].shape == (vocab, config["emb_dim"]) and params["W1"].shape == (width, config["hidden"])
+        assert params["Wout"].shape[1] == vocab
+    except (KeyError, TypeError, AssertionError, AttributeError):
+        raise common.LessonError(f"{path} does not match this lesson's model; delete it and train again") from None
+    return state
+
+
+# %% Training loop
+def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
+    """Mini-batch training; returns the history and the parameters with the best dev loss."""
+    for p in params.values():
+        p.requires_grad_(True)
+    parameters = list(params.values())
+    if args.optimizer == "adamw":
+        # Weight decay on the weight matrices only: not on biases, and not on the embeddings.
+        decayed = [p for name, p in params.items() if name.startswith("W")]
+        others = [p for name, p in params.items() if not name.startswith("W")]
+        optimizer = torch.optim.AdamW(
+            [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}],
+            lr=args.lr,
+        )
+    else:
+        optimizer = torch.optim.SGD(parameters, lr=args.lr)
+    warmup = min(200, args.steps // 10)
+
+    def rate(step):  # linear warm-up, then cosine decay to 1 % of the peak
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, args.steps - warmup)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    history = {"step": [], "train": [], "dev": [], "seconds": 0.0}
+    best = {"dev": float("inf"), "params": None, "step": 0}
+    start = time.perf_counter()
+    running = None
+    try:
+        for step in range(args.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr * rate(step)
+            batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)
+            loss = F.cross_entropy(forward(params, Xtr[batch]), Ytr[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            if not math.isfinite(running):
+                raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
+            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+                dev = evaluate(params, Xdev, Ydev) if len(Xdev) else running
+                history["step"].append(step + 1)
+                history["train"].append(running)
+                history["dev"].append(dev)
+                if dev < best["dev"]:
+                    best = {"dev": dev, "params": {k: v.detach().clone() for k, v in params.items()}, "step": step + 1}
+                if on_eval:
+                    on_eval(step + 1, running, dev, (step + 1) / (time.perf_counter() - start), best)
+    except KeyboardInterrupt:
+        history["interrupted"] = True  # Ctrl-C: stop here and keep the best model found so far
+    history["seconds"] = time.perf_counter() - start
+    return history, best
+
+
+# %% Run
+def main(argv=None):
+    args = parse_args(argv)
+    say = common.say(args.quiet)
+    device = common.device(args.device)
+    checkpoint = args.out / "model.pt"
+
+    if args.sample_only:
+        state = load_checkpoint(checkpoint)
+        params = {k: v.to(device) for k, v in state["params"].items()}
+        block = state["config"]["block_size"]
+        sample_gen = common.generator(args.seed)
+        names = [sample(params, state["itos"], block, sample_gen) for _ in range(args.samples or 10)]
+        say(f"checkpoint {checkpoint}: step {state['step']}, dev loss {state['dev_loss']:.4f}")
+        say("\n".join(names))
+        return {"samples": names, "dev_loss": state["dev_loss"]}
+
+    gen = common.generator(args.seed)
+    words = load_words(args.data, gen)
+    train_words, dev_words, test_words = split_words(words, args.val_fraction)
+    itos = [BOUNDARY, *sorted(set("".join(words)))]
+    stoi = {c: i for i, c in enumerate(itos)}
+    Xtr, Ytr = examples(train_words, stoi, args.block_size)
+    Xdev, Ydev = examples(dev_words, stoi, args.block_size)
+    Xte, Yte = examples(test_words, stoi, args.block_size)
+    if args.batch_size > len(Xtr):
+        raise common.LessonError(f"--batch-size {args.batch_size} is larger than the data ({len(Xtr)} examples)")
+    Xtr, Ytr, Xdev, Ydev, Xte, Yte = (t.to(device) for t in (Xtr, Ytr, Xdev, Ydev, Xte, Yte))
+    ref_loss = bigram_nll(dev_words, stoi) if dev_words else bigram_nll(train_words, stoi)
+    say(
+        f"data: {len(train_words)} / {len(dev_words)} / {len(test_words)} train / dev / test words, "
+        f"{len(Xtr)} training examples, {len(itos)} characters, device {device}"
+    )
+    say(f"the best bigram model of the dev words themselves: {ref_loss:.4f} nats per character")
+
+    params = {k: v.to(device) for k, v in init_model(len(itos), args, gen).items()}
+    n_params = sum(p.numel() for p in params.values())
+    say(
+        f"model: block {args.block_size}, embedding {args.emb_dim}, {args.layers} x {args.hidden} tanh, "
+        f"{n_params} parameters; {args.optimizer} at {args.lr:g}, batches of {args.batch_size}, {args.steps} steps"
+    )
+
+    def report(step, train_loss, dev_loss, speed, best):
+        if dev_loss <= best["dev"]:
+            save_checkpoint(checkpoint, best["params"], itos, args, best["step"], best["dev"])
+        say(f"step {step:6d} | train {train_loss:.4f} | dev {dev_loss:.4f} | {speed:5.0f} steps/s")
+
+    history, best = train(params, Xtr, Ytr, Xdev, Ydev, args, gen, report)
+    if history.get("interrupted"):
+        say(f"interrupted: the best model so far (step {best['step']}) is in {checkpoint}")
+    if best["params"] is None:
+        raise common.LessonError("stopped before the first evaluation: nothing to report (see --eval-every)")
+    params = best["params"]
+    metrics = {
+        "loss": evaluate(params, Xtr, Ytr),
+        "dev_loss": evaluate(params, Xdev, Ydev) if len(Xdev) else None,
+        "test_loss": evaluate(params, Xte, Yte) if len(Xte) else None,
+        "ref_loss": ref_loss,
+        "seconds": history["seconds"],
+        "best_step": best["step"],
+        "parameters": n_params,
+        "device": str(device),
+    }
+    compared = metrics["dev_loss"] if metrics["dev_loss"] is not None else metrics["loss"]
+    metrics["gap"] = compared / ref_loss - 1
+    say(
+        f"best model (step {best['step']}): train {metrics['loss']:.4f}, dev {metrics['dev_loss']:.4f}, "
+        f"test {metrics['test_loss']:.4f} nats; {history['seconds']:.1f} s of training"
+        if metrics["dev_loss"] is not None and metrics["test_loss"] is not None
+        else f"best model (step {best['step']}): train {metrics['loss']:.4f}; {history['seconds']:.1f} s of training"
+    )
+    say(f"against the bigram optimum of the dev words: {metrics['gap']:+.1%}")
+    sample_gen = common.generator(args.seed)
+    names = [sample(params, itos, args.block_size, sample_gen) for _ in range(args.samples)]
+    metrics["samples"] = names
+    if names:
+        say("samples: " + ", ".join(names))
+
+    if not args.no_figure:
+        path = plot(args, history, params, itos, Xtr, Ytr, metrics, gen)
+        say(f"figure: {path}")
+    if args.metrics:
+        common.save_metrics(metrics, args.metrics)
+    return metrics
+
+
+@torch.no_grad()
+def sample(params, itos, block_size, gen, max_length=30):
+    """One name: start from a context of boundaries and draw characters until the boundary comes."""
+    context, out = [0] * block_size, []
+    device = params["C"].device
+    while len(out) < max_length:
+        probs = F.softmax(forward(params, torch.tensor([context], device=device)), dim=1).cpu()
+        ix = int(torch.multinomial(probs[0], 1, generator=gen))
+        if ix == 0:
+            break
+        out.append(itos[ix])
+        context = [*context[1:], ix]
+    return "".join(out)
+
+
+# %% Look: training curves, the learning-rate search, the embedding, the comparison
+def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300):
+    """Loss against learning rate, raising the rate exponentially from 1e-4 to 1 over `steps` steps."""
+    params = {k: v.to(Xtr.device).requires_grad_(True) for k, v in init_model(vocab_size, args, gen).items()}
+    optimizer = torch.optim.AdamW(params.values(), lr=1e-4, weight_decay=0.0)
+    rates = np.logspace(-4, 0, steps)
+    losses = []
+    for lr in rates:
+        optimizer.param_groups[0]["lr"] = lr
+        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)
+        loss = F.cross_entropy(forward(params, Xtr[batch]), Ytr[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return rates, np.array(losses)
+
+
+def plot(args, history, params, itos, Xtr, Ytr, metrics, gen):
+    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
+    fig.suptitle(
+        f"Character MLP: block {args.block_size}, embedding {args.emb_dim}, {args.layers} x {args.hidden} tanh, "
+        f"{metrics['parameters']} parameters",
+        fontsize=13,
+    )
+
+    ax = axes[0, 0]
+    ax.plot(history["step"], history["train"], label="train (running mean of batch losses)")
+    ax.plot(history["step"], history["dev"], label="dev")
+    ax.axhline(metrics["ref_loss"], color="C3", ls="--", lw=1, label="best bigram model of the dev words")
+    ax.axvline(metrics["best_step"], color="0.5", ls=":", lw=1, label="best dev: the saved model")
+    ax.set(title="(a) loss during training", xlabel="step", ylabel="cross-entropy (nats per character)")
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 1]
+    rates, losses = lr_search(args, len(itos), Xtr, Ytr, gen)
+    smooth = np.convolve(losses, np.ones(15) / 15, mode="valid")
+    ax.semilogx(rates, losses, color="0.75", lw=0.8, label="batch loss")
+    ax.semilogx(rates[7 : 7 + len(smooth)], smooth, color="C0", label="smoothed")
+    ax.axvline(args.lr, color="C3", ls="--", lw=1, label=f"--lr {args.lr:g} (the peak rate used)")
+    ax.set_ylim(top=min(float(losses.max()), 4.0))
+    ax.set(
+        title="(b) learning-rate search: 300 steps, rate raised each step",
+        xlabel="learning rate (AdamW)",
+        ylabel="batch loss",
+    )
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 0]
+    C = params["C"].detach().cpu().numpy()
+    C2 = C - C.mean(axis=0)
+    if C.shape[1] > 2:  # the plane of the two directions along which the vectors differ most (PCA)
+        _, _, Vt = np.linalg.svd(C2, full_matrices=False)
+        C2 = C2 @ Vt[:2].T
+    vowels = set("aeiouy")
+    for i, ch in enumerate(itos):
+        color = "C3" if ch in vowels else "C2" if ch == BOUNDARY else "C0"
+        ax.scatter(*C2[i], s=250, color=color, alpha=0.3)
+        ax.text(*C2[i], ch, ha="center", va="center", fontsize=11)
+    ax.set(title="(c) the embedding table in 2-D (vowels red)", xlabel="direction 1", ylabel="direction 2")
+
+    ax = axes[1, 1]
+    labels = ["bigram optimum\nof the dev words", "MLP train", "MLP dev", "MLP test"]
+    values = [metrics["ref_loss"], metrics["loss"], metrics["dev_loss"] or np.nan, metrics["test_loss"] or np.nan]
+    bars = ax.bar(labels, values, color=["C3", "C0", "C1", "C2"])
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylim(min(v for v in values if v == v) - 0.3, max(v for v in values if v == v) + 0.1)
+    ax.set(title="(d) the MLP against the best bigram model", ylabel="nats per character")
+
+    fig.tight_layout()
+    return common.save_figure(fig, args.figs_dir, "mlp_embedding")
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,134 @@
+"""Lesson 6, mlp_embedding.py: a character MLP with an embedding table beats the best bigram model."""
+
+import pytest
+import torch
+
+import mlp_embedding as lesson
+from tests.conftest import assert_one_line_error, assert_png, smoke_run
+
+SMALL = ["--block-size", "3", "--emb-dim", "8", "--hidden", "64", "--layers", "1", "--batch-size", "64"]
+
+
+@pytest.fixture
+def quick(tmp_path):
+    """Flags of a small, quick run that keeps its checkpoint under tmp_path."""
+    return [*SMALL, "--out", str(tmp_path / "out"), "--quiet", "--no-figure", "--samples", "3"]
+
+
+def test_reduced_run_beats_the_bigram_optimum_on_dev(quick):
+    metrics = lesson.main(["--steps", "600", "--eval-every", "200", "--lr", "0.01", *quick])
+    assert metrics["dev_loss"] < metrics["ref_loss"]  # below even the bigram model counted on dev itself
+    assert metrics["gap"] == pytest.approx(metrics["dev_loss"] / metrics["ref_loss"] - 1)
+    assert metrics["test_loss"] < 2.6
+
+
+def test_same_seed_same_numbers(quick):
+    run = ["--steps", "60", "--eval-every", "30", *quick]
+    first, again, other = (lesson.main([*run, "--seed", s]) for s in ["5", "5", "6"])
+    for key in ["loss", "dev_loss", "test_loss", "samples"]:
+        assert first[key] == again[key]
+    assert first["loss"] != other["loss"]
+
+
+def test_checkpoint_round_trip_and_sample_only(quick, tmp_path):
+    trained = lesson.main(["--steps", "100", "--eval-every", "50", *quick])
+    state = lesson.load_checkpoint(tmp_path / "out" / "model.pt")
+    assert state["dev_loss"] == pytest.approx(trained["dev_loss"], rel=1e-6)
+    assert state["config"] == {"block_size": 3, "emb_dim": 8, "hidden": 64, "layers": 1}
+    sampled = lesson.main(["--sample-only", "--samples", "3", "--out", str(tmp_path / "out"), "--quiet"])
+    assert sampled["samples"] == trained["samples"]  # same model, same seed: same names
+
+
+def test_ctrl_c_keeps_the_best_checkpoint(quick, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = lesson.forward
+
+    def interrupted_after_a_while(params, X):
+        calls["n"] += 1
+        if calls["n"] > 45:  # some way past the evaluation at step 20
+            raise KeyboardInterrupt
+        return original(params, X)
+
+    monkeypatch.setattr(lesson, "forward", interrupted_after_a_while)
+    metrics = lesson.main(["--steps", "1000", "--eval-every", "20", *quick, "--samples", "0"])
+    monkeypatch.setattr(lesson, "forward", original)
+    assert 20 <= metrics["best_step"] < 1000
+    assert lesson.load_checkpoint(tmp_path / "out" / "model.pt")["step"] == metrics["best_step"]
+
+
+@pytest.mark.parametrize(
+    "damage, phrase",
+    [
+        (lambda path: path.write_bytes(b"not a checkpoint at all"), "not a readable checkpoint"),
+        (lambda path: path.write_bytes(path.read_bytes()[:200]), "not a readable checkpoint"),
+        (lambda path: torch.save({"params": {}, "itos": [".", "a"], "config": {}}, path), "does not match"),
+        (lambda path: path.unlink(), "no checkpoint"),
+    ],
+)
+def test_damaged_checkpoint_gets_a_one_line_error(cli, quick, tmp_path, damage, phrase):
+    lesson.main(["--steps", "20", "--eval-every", "10", *quick])
+    damage(tmp_path / "out" / "model.pt")
+    status, _, err = cli(lesson, ["--sample-only", "--out", str(tmp_path / "out")])
+    assert_one_line_error(status, err, phrase)
+
+
+def test_tiny_custom_word_list(quick, tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(["anna", "bob", "otto", "hannah", "eve", "ada", "elle", "abba", "nan", "pip"] * 3))
+    metrics = lesson.main(
+        [
+            "--data",
+            str(path),
+            "--val-fraction",
+            "0.2",
+            "--steps",
+            "200",
+            "--eval-every",
+            "100",
+            *quick,
+            "--batch-size",
+            "16",
+        ]
+    )
+    assert metrics["dev_loss"] < 2.0  # far below uniform over these 11 characters, log(11) = 2.4
+
+
+def test_examples_pad_the_start_with_the_boundary():
+    X, Y = lesson.examples(["ab"], {".": 0, "a": 1, "b": 2}, block_size=3)
+    assert X.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2]] and Y.tolist() == [1, 2, 0]
+
+
+def test_bigram_reference_is_the_count_optimum():
+    stoi = {".": 0, "a": 1, "b": 2}
+    # ".ab." ".b." : pairs (.a) (ab) (b.) (.b) (b.): after "." a or b, after "a" b, after "b" "."
+    expected = -(2 * torch.log(torch.tensor(0.5))) / 5
+    assert lesson.bigram_nll(["ab", "b"], stoi) == pytest.approx(float(expected))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda(quick):
+    metrics = lesson.main(["--device", "cuda", "--steps", "600", "--eval-every", "200", "--lr", "0.01", *quick])
+    assert metrics["device"].startswith("cuda") and metrics["dev_loss"] < metrics["ref_loss"]
+
+
+@pytest.mark.parametrize(
+    "argv, phrases",
+    [
+        (["--block-size", "0"], ["--block-size", "positive"]),
+        (["--hidden", "0"], ["--hidden", "positive"]),
+        (["--steps", "0"], ["--steps", "positive"]),
+        (["--batch-size", "10000000"], ["--batch-size 10000000", "larger than the data"]),
+        (["--val-fraction", "0.5"], ["--val-fraction", "[0, 0.5)"]),
+        (["--lr", "1e6", "--steps", "50", "--optimizer", "sgd"], ["diverged at step", "lower --lr"]),
+    ],
+)
+def test_bad_flags_get_a_one_line_error(cli, tmp_path, argv, phrases):
+    status, _, err = cli(lesson, [*argv, "--out", str(tmp_path), "--no-figure"])
+    assert_one_line_error(status, err, *phrases)
+
+
+def test_script_runs_as_a_learner_runs_it():
+    status, out, err, figs = smoke_run("mlp_embedding")
+    assert status == 0, err
+    assert "steps/s" in out and "samples:" in out
+    assert_png(figs / "mlp_embedding.png")
