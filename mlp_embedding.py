@@ -46,9 +46,15 @@ def parse_args(argv):
     p.add_argument("--hidden", type=common.positive_int, default=256, help="units in each hidden layer")
     p.add_argument("--layers", type=common.positive_int, default=2, help="hidden layers")
     p.add_argument("--batch-size", type=common.positive_int, default=256, help="examples per step")
-    p.add_argument("--steps", type=common.positive_int, default=20_000, help="gradient steps")
+    p.add_argument("--steps", type=common.positive_int, default=10_000, help="gradient steps")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="AdamW, or plain SGD")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay of AdamW")
+    p.add_argument("--weight-decay", type=float, default=0.2, help="decoupled weight decay of AdamW")
+    p.add_argument(
+        "--schedule",
+        choices=["cosine", "step"],
+        default="cosine",
+        help="learning rate over the run: warm-up then cosine decay, or --lr then --lr / 10 for the second half",
+    )
     p.add_argument("--eval-every", type=common.positive_int, default=1000, help="steps between dev evaluations")
     p.add_argument("--out", type=Path, default=common.REPO / "out" / "mlp_embedding", help="checkpoint folder")
     p.add_argument("--sample-only", action="store_true", help="load the checkpoint from --out and sample")
@@ -193,13 +199,16 @@ def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
         optimizer = torch.optim.SGD(parameters, lr=args.lr)
     warmup = min(200, args.steps // 10)
 
-    def rate(step):  # linear warm-up, then cosine decay to 1 % of the peak
+    def rate(step):  # linear warm-up, then cosine decay to 1 % of the peak; or a single step down
+        if args.schedule == "step":
+            return 1.0 if step < args.steps // 2 else 0.1
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, args.steps - warmup)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
 
-    history = {"step": [], "train": [], "dev": [], "seconds": 0.0}
+    history = {"step": [], "train": [], "dev": [], "time": [], "seconds": 0.0}
+    evaluating = 0.0  # seconds spent on dev evaluations, left out of the training time
     best = {"dev": float("inf"), "params": None, "step": 0}
     start = time.perf_counter()
     running = None
@@ -216,7 +225,10 @@ def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
             if not math.isfinite(running):
                 raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
             if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+                tic = time.perf_counter()
                 dev = evaluate(params, Xdev, Ydev) if len(Xdev) else running
+                evaluating += time.perf_counter() - tic
+                history["time"].append(time.perf_counter() - start - evaluating)
                 history["step"].append(step + 1)
                 history["train"].append(running)
                 history["dev"].append(dev)
@@ -226,7 +238,7 @@ def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
                     on_eval(step + 1, running, dev, (step + 1) / (time.perf_counter() - start), best)
     except KeyboardInterrupt:
         history["interrupted"] = True  # Ctrl-C: stop here and keep the best model found so far
-    history["seconds"] = time.perf_counter() - start
+    history["seconds"] = time.perf_counter() - start - evaluating
     return history, best
 
 
@@ -346,7 +358,9 @@ def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return rates, np.array(losses)
+        if not math.isfinite(losses[-1]) or losses[-1] > 4 * min(losses):
+            break  # diverging: the rest of the range says nothing more
+    return rates[: len(losses)], np.array(losses)
 
 
 def plot(args, history, params, itos, Xtr, Ytr, metrics, gen):
@@ -371,7 +385,7 @@ def plot(args, history, params, itos, Xtr, Ytr, metrics, gen):
     ax.semilogx(rates, losses, color="0.75", lw=0.8, label="batch loss")
     ax.semilogx(rates[7 : 7 + len(smooth)], smooth, color="C0", label="smoothed")
     ax.axvline(args.lr, color="C3", ls="--", lw=1, label=f"--lr {args.lr:g} (the peak rate used)")
-    ax.set_ylim(top=min(float(losses.max()), 4.0))
+    ax.set_ylim(float(smooth.min()) - 0.3, 4.0)
     ax.set(
         title="(b) learning-rate search: 300 steps, rate raised each step",
         xlabel="learning rate (AdamW)",

@@ -8,13 +8,14 @@ import argparse
 import sys
 import time
 
-from bench import lesson1, lesson3, lesson4, lesson5
+from bench import lesson1, lesson3, lesson4, lesson5, lesson6
 
 SUITES = {
     "LR_noDatasetClass": lesson1.rows,
     "LR_miniBatch_PyTorchWay": lesson3.rows,
     "LogReg_PyTorch": lesson4.rows,
     "softmax_classifier": lesson5.rows,
+    "mlp_embedding": lesson6.rows,
 }
 
 

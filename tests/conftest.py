@@ -47,7 +47,7 @@ SMOKE_ARGS = {
     "LR_miniBatch_PyTorchWay": ["--epochs", "5"],
     "LogReg_PyTorch": ["--epochs", "20"],
     "softmax_classifier": ["--epochs", "5"],
-    "mlp_embedding": ["--steps", "200", "--eval-every", "100", "--out", "out"],
+    "mlp_embedding": ["--steps", "100", "--eval-every", "50", "--out", "out"],
 }
 _smoke_runs = {}
 
@@ -65,6 +65,14 @@ def pytest_collection_finish(session):
             command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         _smoke_runs[lesson] = (process, folder)
+
+
+@pytest.fixture(scope="session")
+def names_subset(tmp_path_factory):
+    """The 3,000 most frequent names of data/names.txt: the real data, quicker to train on."""
+    path = tmp_path_factory.mktemp("names") / "names.txt"
+    path.write_text("\n".join(common.read_words(REPO / "data" / "names.txt")[:3000]))
+    return path
 
 
 def smoke_run(lesson):

@@ -1,0 +1,54 @@
+"""mlp_embedding: the lecture configuration and this lesson's defaults, trained side by side."""
+
+import numpy as np
+
+import common
+import mlp_embedding as lesson
+
+LECTURE = [
+    *("--block-size", "3", "--emb-dim", "10", "--hidden", "200", "--layers", "1"),
+    *("--optimizer", "sgd", "--lr", "0.1", "--schedule", "step", "--batch-size", "32", "--steps", "200000"),
+    *("--eval-every", "5000", "--weight-decay", "0"),
+]
+
+
+def run(argv):
+    args = lesson.parse_args([*argv, "--quiet", "--no-figure"])
+    gen = common.generator(args.seed)
+    words = lesson.load_words(args.data, gen)
+    train_words, dev_words, test_words = lesson.split_words(words, args.val_fraction)
+    itos = [lesson.BOUNDARY, *sorted(set("".join(words)))]
+    stoi = {c: i for i, c in enumerate(itos)}
+    data = [lesson.examples(w, stoi, args.block_size) for w in (train_words, dev_words, test_words)]
+    params = lesson.init_model(len(itos), args, gen)
+    history, best = lesson.train(params, *data[0], *data[1], args, gen)
+    return history, best, lesson.evaluate(best["params"], *data[1]), lesson.evaluate(best["params"], *data[2])
+
+
+def first_time_below(history, target):
+    below = np.flatnonzero(np.array(history["dev"]) <= target)
+    return history["time"][below[0]] if len(below) else None
+
+
+def rows(timed):
+    lecture, _ = timed(run, LECTURE, repeat=1)
+    default, _ = timed(run, [], repeat=1)
+    target = lecture[2]
+    t_lecture, t_default = first_time_below(lecture[0], target), first_time_below(default[0], target)
+    table = [
+        {
+            "configuration": name,
+            "steps": steps,
+            "training seconds": f"{history['seconds']:.0f}",
+            f"seconds to dev {target:.4f}": f"{t:.1f}" if t is not None else "never",
+            "final dev": f"{dev:.4f}",
+            "final test": f"{test:.4f}",
+        }
+        for name, steps, (history, _, dev, test), t in [
+            ("lecture: block 3, emb 10, 200 tanh, SGD 0.1 -> 0.01, batch 32", 200_000, lecture, t_lecture),
+            ("default: block 8, emb 24, 2 x 256 tanh, AdamW, batch 256", None, default, t_default),
+        ]
+    ]
+    table[1]["steps"] = lesson.parse_args([]).steps
+    ratio = f"{t_lecture / t_default:.1f}x less time" if t_default else "never reached"
+    return f"dev loss and time to the lecture configuration's final dev loss; default: {ratio} (CPU)", table
