@@ -48,7 +48,9 @@ def parse_args(argv):
         type=common.positive_int,
         help="examples per gradient step (default: 128, or all training rows if fewer)",
     )
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of rows held out for validation, in [0, 1)")
+    p.add_argument(
+        "--val-fraction", type=common.fraction, default=0.2, help="share of rows held out for validation, in [0, 1)"
+    )
     p.add_argument(
         "--scaling",
         choices=["standardize", "rownorm", "none"],
@@ -57,7 +59,9 @@ def parse_args(argv):
     )
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="torch.optim.SGD or torch.optim.Adam")
     p.add_argument("--momentum", type=float, default=0.9, help="momentum of SGD")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on the weights (not the bias)")
+    p.add_argument(
+        "--weight-decay", type=common.non_negative_float, default=0.0, help="L2 penalty on the weights (not the bias)"
+    )
     p.add_argument(
         "--schedule",
         choices=["cosine", "constant"],
@@ -65,18 +69,17 @@ def parse_args(argv):
         help="learning rate over the epochs: cosine decay to 0, or constant",
     )
     p.add_argument("--loss-power", type=float, default=2.0, help="train on mean(|y - y_hat|^m); 2 is the MSE")
-    p.add_argument("--outliers", type=int, default=0, help="training targets to push far off, to see the loss's pull")
+    p.add_argument(
+        "--outliers",
+        type=common.non_negative_int,
+        default=0,
+        help="training targets to push far off, to see the loss's pull",
+    )
     args = p.parse_args(argv)
-    if not 0 <= args.val_fraction < 1:
-        p.error(f"argument --val-fraction: must be in [0, 1), got {args.val_fraction}")
     if not 0 <= args.momentum < 1:
         p.error(f"argument --momentum: must be in [0, 1), got {args.momentum}")
-    if args.weight_decay < 0:
-        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
     if args.loss_power < 1:
         p.error(f"argument --loss-power: must be at least 1 (below, the loss is not convex), got {args.loss_power}")
-    if args.outliers < 0:
-        p.error(f"argument --outliers: must not be negative, got {args.outliers}")
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
     return args

@@ -40,12 +40,10 @@ def parse_args(argv):
     p.add_argument("--n", type=common.positive_int, default=100, help="points on the noisy line")
     p.add_argument("--slope", type=float, default=3.0, help="true slope of the noisy line")
     p.add_argument("--intercept", type=float, default=2.0, help="true intercept of the noisy line")
-    p.add_argument("--noise", type=float, default=100.0, help="standard deviation of the noise")
+    p.add_argument("--noise", type=common.non_negative_float, default=100.0, help="standard deviation of the noise")
     p.add_argument("--memmap", metavar="PATH", help="train from the (x, y) rows of this .npy file, read from disk")
     p.add_argument("--save-npy", metavar="PATH", help="write the noisy line as an (N, 2) .npy file to PATH")
     args = p.parse_args(argv)
-    if args.noise < 0:
-        p.error(f"argument --noise: must not be negative, got {args.noise}")
     if args.lr is not None:
         args.lr_w = args.lr_b = args.lr
     return args

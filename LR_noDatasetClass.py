@@ -50,10 +50,10 @@ def parse_args(argv):
     p.add_argument("--n", type=common.positive_int, default=100, help="points on the noisy line")
     p.add_argument("--slope", type=float, default=3.0, help="true slope of the noisy line")
     p.add_argument("--intercept", type=float, default=2.0, help="true intercept of the noisy line")
-    p.add_argument("--noise", type=float, default=100.0, help="standard deviation of the noise on the line")
+    p.add_argument(
+        "--noise", type=common.non_negative_float, default=100.0, help="standard deviation of the noise on the line"
+    )
     args = p.parse_args(argv)
-    if args.noise < 0:
-        p.error(f"argument --noise: must not be negative, got {args.noise}")
     if args.data == "line" and args.n < 2:
         p.error("argument --n: a line needs at least 2 points")
     if args.lr is None:

@@ -48,7 +48,7 @@ def parse_args(argv):
     p.add_argument("--std", type=common.positive_float, default=2.0, help="spread of each class (1-D data)")
     p.add_argument(
         "--val-fraction",
-        type=float,
+        type=common.fraction,
         help="share of rows held out for validation, in [0, 1) (default: 0 on the 1-D data, 0.2 on breast_cancer)",
     )
     p.add_argument(
@@ -65,7 +65,7 @@ def parse_args(argv):
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="torch.optim.SGD or Adam")
     p.add_argument(
         "--weight-decay",
-        type=float,
+        type=common.non_negative_float,
         help="L2 penalty on the weights (default: 0 on the 1-D data; 0.01 on breast_cancer, which is separable)",
     )
     args = p.parse_args(argv)
@@ -78,10 +78,6 @@ def parse_args(argv):
         args.weight_decay = 0.01 if cancer else 0.0
     if args.batch_size is None:
         args.batch_size = 128 if cancer else 20
-    if not 0 <= args.val_fraction < 1:
-        p.error(f"argument --val-fraction: must be in [0, 1), got {args.val_fraction}")
-    if args.weight_decay < 0:
-        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
     return args

@@ -57,6 +57,28 @@ def positive_float(text):
     return value
 
 
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = float(text)
+    if not 0 <= value < float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def fraction(text):
+    """A share of the data: 0 (none) up to, but not including, 1."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def parser(doc, *, epochs, lr, lr_help="learning rate"):
     """A parser with the common flags; `doc` is the lesson's docstring (its first line is shown)."""
     p = Parser(
@@ -113,7 +135,7 @@ def say(quiet):
     return (lambda *args, **kwargs: None) if quiet else print
 
 
-def _write_atomically(path, write):
+def write_atomically(path, write):
     """Write through a temporary file in the same folder, so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +155,7 @@ def save_figure(fig, figs_dir, name):
     import matplotlib.pyplot as plt
 
     try:
-        path = _write_atomically(Path(figs_dir) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        path = write_atomically(Path(figs_dir) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
         plt.close(fig)
     return Path(os.path.relpath(path)) if path.resolve().is_relative_to(Path.cwd()) else path
@@ -147,11 +169,14 @@ def save_metrics(metrics, path):
             json.dump(metrics, f, indent=2, sort_keys=True)
             f.write("\n")
 
-    return _write_atomically(path, write)
+    return write_atomically(path, write)
 
 
-def read_words(path):
-    """The words of a text file, one per line (blank lines skipped), or a LessonError saying what is wrong."""
+def read_words(path, boundary):
+    """The words of a text file, one per line (blank lines skipped), or a LessonError saying what is wrong.
+
+    `boundary` is the character a lesson uses to mark the start and end of a word: no word may hold it.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -168,6 +193,9 @@ def read_words(path):
     words = [line.strip() for line in text.splitlines() if line.strip()]
     if not words:
         raise LessonError(f"--data {path}: no words in it (expected one word per line)")
+    bad = next((word for word in words if boundary in word), None)
+    if bad is not None:
+        raise LessonError(f"--data {path}: the word {bad!r} contains {boundary!r}, the start/end marker")
     return words
 
 

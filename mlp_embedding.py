@@ -48,7 +48,9 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=common.positive_int, default=256, help="examples per step")
     p.add_argument("--steps", type=common.positive_int, default=10_000, help="gradient steps")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="AdamW, or plain SGD")
-    p.add_argument("--weight-decay", type=float, default=0.2, help="decoupled weight decay of AdamW")
+    p.add_argument(
+        "--weight-decay", type=common.non_negative_float, default=0.2, help="decoupled weight decay of AdamW"
+    )
     p.add_argument(
         "--schedule",
         choices=["cosine", "step"],
@@ -58,23 +60,16 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=common.positive_int, default=1000, help="steps between dev evaluations")
     p.add_argument("--out", type=Path, default=common.REPO / "out" / "mlp_embedding", help="checkpoint folder")
     p.add_argument("--sample-only", action="store_true", help="load the checkpoint from --out and sample")
-    p.add_argument("--samples", type=int, default=10, help="names to sample at the end")
+    p.add_argument("--samples", type=common.non_negative_int, default=10, help="names to sample at the end")
     args = p.parse_args(argv)
     if not 0 <= args.val_fraction < 0.5:
         p.error(f"argument --val-fraction: must be in [0, 0.5), got {args.val_fraction}")
-    if args.weight_decay < 0:
-        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
-    if args.samples < 0:
-        p.error(f"argument --samples: must not be negative, got {args.samples}")
     return args
 
 
 # %% Data: words, splits, and (context, next character) examples
 def load_words(path, gen):
-    words = common.read_words(path)
-    bad = next((w for w in words if BOUNDARY in w), None)
-    if bad is not None:
-        raise common.LessonError(f"--data {path}: the word {bad!r} contains {BOUNDARY!r}, the start/end marker")
+    words = common.read_words(path, BOUNDARY)
     order = torch.randperm(len(words), generator=gen).tolist()
     return [words[i] for i in order]
 
@@ -129,7 +124,9 @@ def init_model(vocab_size, args, gen):
 
 def forward(params, X):
     """Logits (n, vocab) for contexts X (n, block_size)."""
-    h = params["C"][X].flatten(1)  # look up each character's vector, then concatenate the block
+    # Look up each character's vector (C[X], written as F.embedding: the same lookup, but its gradient
+    # is summed in a fixed order, so that runs repeat to the last digit), then concatenate the block.
+    h = F.embedding(X, params["C"]).flatten(1)
     layer = 1
     while f"W{layer}" in params:
         h = torch.tanh(h @ params[f"W{layer}"] + params[f"b{layer}"])
@@ -158,7 +155,7 @@ def save_checkpoint(path, params, itos, args, step, dev_loss):
         "step": step,
         "dev_loss": dev_loss,
     }
-    common._write_atomically(path, lambda tmp: torch.save(state, tmp))
+    common.write_atomically(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path):

@@ -39,17 +39,16 @@ DEFAULT_LR = {"gd": 50.0, "adam": 0.5}
 def parse_args(argv):
     p = common.parser(__doc__, epochs=60, lr=None, lr_help="learning rate (default: 0.5 for adam, 50 for gd)")
     p.add_argument("--data", default=common.REPO / "data" / "names.txt", help="word list, one word per line")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of words held out (the dev split)")
+    p.add_argument("--val-fraction", type=common.fraction, default=0.1, help="share of words held out (the dev split)")
     p.add_argument("--optimizer", choices=["gd", "adam"], default="adam", help="Adam, or plain gradient descent (gd)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on W, the counterpart of smoothing")
-    p.add_argument("--samples", type=int, default=10, help="names to sample from the trained model")
+    p.add_argument(
+        "--weight-decay",
+        type=common.non_negative_float,
+        default=0.0,
+        help="L2 penalty on W, the counterpart of smoothing",
+    )
+    p.add_argument("--samples", type=common.non_negative_int, default=10, help="names to sample from the trained model")
     args = p.parse_args(argv)
-    if not 0 <= args.val_fraction < 1:
-        p.error(f"argument --val-fraction: must be in [0, 1), got {args.val_fraction}")
-    if args.weight_decay < 0:
-        p.error(f"argument --weight-decay: must not be negative, got {args.weight_decay}")
-    if args.samples < 0:
-        p.error(f"argument --samples: must not be negative, got {args.samples}")
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
     return args
@@ -58,10 +57,7 @@ def parse_args(argv):
 # %% Data: words, a vocabulary, and (previous character, next character) pairs
 def load_words(path, val_fraction, gen):
     """Training and dev words, split by word (a word's pairs never straddle the split)."""
-    words = common.read_words(path)
-    bad = next((w for w in words if BOUNDARY in w), None)
-    if bad is not None:
-        raise common.LessonError(f"--data {path}: the word {bad!r} contains {BOUNDARY!r}, the start/end marker")
+    words = common.read_words(path, BOUNDARY)
     order = torch.randperm(len(words), generator=gen).tolist()
     n_dev = int(round(len(words) * val_fraction))
     if len(words) - n_dev < 1:
@@ -114,7 +110,9 @@ def train(x, y, vocab_size, args, device, optimizer_name, lr, stop_below=None):
     history = {"loss": [], "seconds": [], "diverged": None}
     start = time.perf_counter()
     for step in range(1, args.epochs + 1):
-        logits = W[x]  # = F.one_hot(x) @ W: row i of that product is row x[i] of W (see main)
+        # one_hot(x) @ W is row x[i] of W for each example i (see main): a lookup, F.embedding(x, W).
+        # (W[x] is the same lookup, but its gradient is summed in an order that varies between runs.)
+        logits = F.embedding(x, W)
         loss = F.cross_entropy(logits, y)  # = nll_by_hand(logits, y), computed stably
         history["loss"].append(loss.item())
         history["seconds"].append(time.perf_counter() - start)
@@ -166,12 +164,19 @@ def main(argv=None):
     same_loss = torch.allclose(nll_by_hand(W[x].double(), y), F.cross_entropy(W[x].double(), y))
     say(f"one-hot(x) @ W == W[x]: {one_hot_is_lookup}; softmax + NLL by hand == F.cross_entropy: {same_loss}")
     loss = float(F.cross_entropy(W[x].double(), y))  # final W, whole training split, in float64
-    gap = loss - ref_loss
+    gap = loss - ref_loss  # in nats per character; metrics also hold it relative, like every lesson
     seconds = history["seconds"][-1]
     say(f"{args.optimizer} (lr {args.lr:g}), {args.epochs} full-batch steps in {seconds:.2f} s")
     say(f"training loss {loss:.4f}; count optimum {ref_loss:.4f}; gap {gap:.4f} nats")
 
-    metrics = {"loss": loss, "ref_loss": ref_loss, "gap": gap, "seconds": seconds, "device": str(device)}
+    metrics = {
+        "loss": loss,
+        "ref_loss": ref_loss,
+        "gap": loss / ref_loss - 1,
+        "gap_nats": gap,
+        "seconds": seconds,
+        "device": str(device),
+    }
     if len(x_dev):
         dev_loss = float(F.cross_entropy(W[x_dev].double(), y_dev))
         smoothed = count_nll(N, x_dev, y_dev, smoothing=1.0)

@@ -71,7 +71,7 @@ def pytest_collection_finish(session):
 def names_subset(tmp_path_factory):
     """The 3,000 most frequent names of data/names.txt: the real data, quicker to train on."""
     path = tmp_path_factory.mktemp("names") / "names.txt"
-    path.write_text("\n".join(common.read_words(REPO / "data" / "names.txt")[:3000]))
+    path.write_text("\n".join(common.read_words(REPO / "data" / "names.txt", ".")[:3000]))
     return path
 
 
