@@ -166,8 +166,11 @@ def fit_reference(X_train, Y_train, scaling, power, weight_decay):
     """
     features, (to_target, from_target) = scaler(scaling, X_train), standardizer(Y_train)
     ref = reference(features(X_train), to_target(Y_train), power, weight_decay)
-    predict = lambda X: from_target(np.reshape(ref.predict(features(X)), (len(X), -1)))  # noqa: E731
-    predict.solver = type(ref).__name__
+
+    def predict(X):
+        return from_target(np.reshape(ref.predict(features(X)), (len(X), -1)))
+
+    predict.solver = type(ref).__name__  # which solver gave the reference, for the printout
     return predict
 
 
