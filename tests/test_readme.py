@@ -43,6 +43,14 @@ def sections():
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
+def test_every_lesson_section_shows_code_and_its_figure(lesson):
+    section = sections()[lesson]
+    assert "#+begin_src python" in section
+    assert f"[[file:figs/{lesson}.png]]" in section
+    assert "#+begin_example" in section  # what the script printed
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_every_flag_the_text_mentions_exists(lesson, capsys):
     module = importlib.import_module(lesson)
     with pytest.raises(SystemExit):
