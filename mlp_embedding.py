@@ -39,7 +39,12 @@ BOUNDARY = "."
 
 def parse_args(argv):
     p = common.parser(__doc__, epochs=None, lr=3e-3, lr_help="peak learning rate of AdamW")
-    p.add_argument("--data", default=common.REPO / "data" / "names.txt", help="word list, one word per line")
+    p.add_argument(
+        "--data",
+        default=common.REPO / "data" / "names.txt",
+        metavar="PATH",
+        help="word list, one word per line (default: data/names.txt beside the lessons)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of words for dev, and again for test")
     p.add_argument("--block-size", type=common.positive_int, default=8, help="characters of context")
     p.add_argument("--emb-dim", type=common.positive_int, default=24, help="size of each character's vector")
@@ -58,7 +63,13 @@ def parse_args(argv):
         help="learning rate over the run: warm-up then cosine decay, or --lr then --lr / 10 for the second half",
     )
     p.add_argument("--eval-every", type=common.positive_int, default=1000, help="steps between dev evaluations")
-    p.add_argument("--out", type=Path, default=common.REPO / "out" / "mlp_embedding", help="checkpoint folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=common.REPO / "out" / "mlp_embedding",
+        metavar="DIR",
+        help="checkpoint folder (default: out/mlp_embedding beside the lessons)",
+    )
     p.add_argument("--sample-only", action="store_true", help="load the checkpoint from --out and sample")
     p.add_argument("--samples", type=common.non_negative_int, default=10, help="names to sample at the end")
     args = p.parse_args(argv)

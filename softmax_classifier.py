@@ -38,7 +38,12 @@ DEFAULT_LR = {"gd": 50.0, "adam": 0.5}
 
 def parse_args(argv):
     p = common.parser(__doc__, epochs=60, lr=None, lr_help="learning rate (default: 0.5 for adam, 50 for gd)")
-    p.add_argument("--data", default=common.REPO / "data" / "names.txt", help="word list, one word per line")
+    p.add_argument(
+        "--data",
+        default=common.REPO / "data" / "names.txt",
+        metavar="PATH",
+        help="word list, one word per line (default: data/names.txt beside the lessons)",
+    )
     p.add_argument("--val-fraction", type=common.fraction, default=0.1, help="share of words held out (the dev split)")
     p.add_argument("--optimizer", choices=["gd", "adam"], default="adam", help="Adam, or plain gradient descent (gd)")
     p.add_argument(
