@@ -266,9 +266,9 @@ def train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer_name,
     def tensor(A):
         return torch.as_tensor(np.asarray(A), dtype=torch.float32, device=device)
 
+    y_mean, y_std = tensor(Y_train.mean(axis=0)), tensor(Y_train.std(axis=0))  # to report losses in y's units
     X_train, X_val = tensor(features(X_train)), tensor(features(X_val))
     Z_train, Y_train, Y_val = tensor(to_target(Y_train)), tensor(Y_train), tensor(Y_val)
-    y_mean, y_std = tensor(from_target(0.0)), tensor(from_target(1.0)) - tensor(from_target(0.0))
     loader = DataLoader(
         TensorDataset(X_train, Z_train),
         batch_size=args.batch_size,
@@ -290,12 +290,13 @@ def train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer_name,
         optimizer = torch.optim.Adam(groups, lr=lr)
     # Cosine decay lowers the rate to 0 by the last epoch: mini-batch gradients are noisy (lesson 2),
     # and a shrinking step lets the parameters settle on the optimum instead of jittering around it.
-    epochs = args.epochs
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if args.schedule == "cosine" else None
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs) if args.schedule == "cosine" else None
+    )
 
     history = {"train": [], "val": [], "seconds": [], "diverged": None}
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, args.epochs + 1):
         model.train()
         for x, y in loader:
             loss = loss_fn(model(x), y)

@@ -315,12 +315,12 @@ def main(argv=None):
     }
     compared = metrics["dev_loss"] if metrics["dev_loss"] is not None else metrics["loss"]
     metrics["gap"] = compared / ref_loss - 1
-    say(
-        f"best model (step {best['step']}): train {metrics['loss']:.4f}, dev {metrics['dev_loss']:.4f}, "
-        f"test {metrics['test_loss']:.4f} nats; {history['seconds']:.1f} s of training"
-        if metrics["dev_loss"] is not None and metrics["test_loss"] is not None
-        else f"best model (step {best['step']}): train {metrics['loss']:.4f}; {history['seconds']:.1f} s of training"
+    losses = ", ".join(
+        f"{split} {metrics[key]:.4f}"
+        for split, key in [("train", "loss"), ("dev", "dev_loss"), ("test", "test_loss")]
+        if metrics[key] is not None
     )
+    say(f"best model (step {best['step']}): {losses} nats; {history['seconds']:.1f} s of training")
     say(f"against the bigram optimum of the dev words: {metrics['gap']:+.1%}")
     sample_gen = common.generator(args.seed)
     names = [sample(params, itos, args.block_size, sample_gen) for _ in range(args.samples)]

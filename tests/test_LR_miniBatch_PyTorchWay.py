@@ -91,12 +91,16 @@ def test_outliers_pull_harder_as_the_power_grows():
     assert middle[0] < middle[1] < middle[2]  # the outliers lie above the line
 
 
-def test_validation_loss_is_computed_without_a_graph():
-    # The lesson's loop evaluates under no_grad; a loss computed there carries no graph.
-    model = lesson.LinearModel(3, 2)
-    with torch.no_grad():
-        loss = lesson.nn.MSELoss()(model(torch.ones(4, 3)), torch.zeros(4, 2))
-    assert not loss.requires_grad and loss.grad_fn is None
+def test_validation_rows_never_influence_training():
+    args = lesson.parse_args(["--dataset", "diabetes", "--epochs", "5", "--batch-size", "64"])
+    X, Y, *_ = lesson.load_dataset("diabetes", common.generator(0))
+    X_train, Y_train = X[:300], Y[:300]
+    runs = [
+        lesson.train(X_train, Y_train, X_val, Y_val, args, "cpu", "standardize", "sgd", 0.1)[1]
+        for X_val, Y_val in [(X[300:], Y[300:]), (X[300:] * 5 + 1, Y[300:] * 0)]  # any rows at all
+    ]
+    assert len(runs[0]["train"]) == 5 and runs[0]["train"] == runs[1]["train"]
+    assert runs[0]["val"] != runs[1]["val"]
 
 
 def test_same_seed_same_numbers():
