@@ -9,6 +9,7 @@ file. Every lesson has the same common flags:
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -16,7 +17,14 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # draw to files only: lessons run on servers and in CI with no screen
+
+def in_notebook():
+    """True inside a Jupyter kernel (a notebook, or VS Code's interactive window)."""
+    return "ipykernel" in sys.modules
+
+
+if not in_notebook():
+    matplotlib.use("Agg")  # a script draws to files only: lessons run on servers and in CI with no screen
 
 import torch  # noqa: E402
 
@@ -32,6 +40,21 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # In a notebook sys.argv holds the kernel's own arguments (-f kernel.json): use the defaults.
+        if args is None and in_notebook():
+            args = []
+        parsed = super().parse_args(args, namespace)
+        # Output locations given by default are checked too, so a bad one stops the run before training.
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if action.type in (output_dir, output_file) and value is not None:
+                try:
+                    action.type(value)
+                except argparse.ArgumentTypeError as e:
+                    self.error(f"argument {action.option_strings[-1]}: {e}")
+        return parsed
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -71,6 +94,47 @@ def non_negative_float(text):
     return value
 
 
+def finite_float(text):
+    """Any real number, but not nan or inf (a data or model parameter)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _writable_folder(folder):
+    """None if files can be written in `folder` (made here if missing), else the reason why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # the one sure test that a file can be written there
+            pass
+    except FileExistsError:
+        return "a file is in the way, not a folder"
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
+
+
+def output_dir(text):
+    """A folder to write into: it exists or can be made, and is not a file."""
+    path = Path(text)
+    problem = _writable_folder(path)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{path}: {problem}")
+    return path
+
+
+def output_file(text):
+    """A file to write: not an existing folder, and its folder exists or can be made."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name")
+    problem = _writable_folder(path.parent)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{path}: {problem}")
+    return path
+
+
 def fraction(text):
     """A share of the data: 0 (none) up to, but not including, 1."""
     value = float(text)
@@ -98,12 +162,12 @@ def parser(doc, *, epochs, lr, lr_help="learning rate"):
     )
     p.add_argument(
         "--figs-dir",
-        type=Path,
+        type=output_dir,
         default=REPO / "figs",
         metavar="DIR",
         help="where the figure is saved (default: figs/ beside the lessons)",
     )
-    p.add_argument("--metrics", type=Path, metavar="PATH", help="also write the final metrics as JSON to PATH")
+    p.add_argument("--metrics", type=output_file, metavar="PATH", help="also write the final metrics as JSON to PATH")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--no-figure", action="store_true", help="skip drawing the figure (quicker experiments)")
     return p
@@ -136,16 +200,23 @@ def say(quiet):
 
 
 def write_atomically(path, write):
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
+    """Write through a temporary file in the same folder, so a crash never leaves half a file.
+
+    A write that fails (disk full, folder removed meanwhile) is a LessonError naming the file; the
+    temporary file is removed either way.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+        os.close(fd)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        raise LessonError(f"cannot write {path}: {e.strerror or type(e).__name__}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
 
