@@ -38,12 +38,24 @@ def parse_args(argv):
     p.add_argument("--lr-b", type=common.positive_float, default=0.01, help="learning rate of the bias b")
     p.add_argument("--batch-size", type=common.positive_int, default=20, help="examples per gradient step")
     p.add_argument("--n", type=common.positive_int, default=100, help="points on the noisy line")
-    p.add_argument("--slope", type=float, default=3.0, help="true slope of the noisy line")
-    p.add_argument("--intercept", type=float, default=2.0, help="true intercept of the noisy line")
-    p.add_argument("--noise", type=common.non_negative_float, default=100.0, help="standard deviation of the noise")
+    p.add_argument("--slope", type=common.data_number(), default=3.0, help="true slope of the noisy line")
+    p.add_argument("--intercept", type=common.data_number(), default=2.0, help="true intercept of the noisy line")
+    p.add_argument(
+        "--noise",
+        type=common.data_number(common.non_negative_float),
+        default=100.0,
+        help="standard deviation of the noise",
+    )
     p.add_argument("--memmap", metavar="PATH", help="train from the (x, y) rows of this .npy file, read from disk")
-    p.add_argument("--save-npy", metavar="PATH", help="write the noisy line as an (N, 2) .npy file to PATH")
+    p.add_argument(
+        "--save-npy",
+        type=common.output_file,
+        metavar="PATH",
+        help="write the noisy line as an (N, 2) .npy file to PATH",
+    )
     args = p.parse_args(argv)
+    if args.memmap is None and args.n < 3:
+        p.error("argument --n: give at least 3 points (a line through 2 fits them exactly: nothing to compare)")
     if args.lr is not None:
         args.lr_w = args.lr_b = args.lr
     return args
@@ -75,6 +87,8 @@ class NpyLine(Dataset):
             self.rows = np.load(path, mmap_mode="r")
         except FileNotFoundError:
             raise common.LessonError(f"--memmap {path}: no such file") from None
+        except EOFError:
+            raise common.LessonError(f"--memmap {path}: empty, not a .npy file") from None
         except (ValueError, OSError) as e:
             raise common.LessonError(f"--memmap {path}: not a .npy file ({e})") from None
         if self.rows.ndim != 2 or self.rows.shape[1] != 2 or self.rows.shape[0] < 2:
@@ -93,38 +107,13 @@ class NpyLine(Dataset):
 def save_npy(data, path):
     """Write a Dataset's rows as an (N, 2) float32 .npy file."""
     x, y = zip(*(data[i] for i in range(len(data))))
-    np.save(path, np.stack([torch.stack(x).numpy(), torch.stack(y).numpy()], axis=1).astype(np.float32))
+    rows = np.stack([torch.stack(x).numpy(), torch.stack(y).numpy()], axis=1).astype(np.float32)
 
+    def write(tmp):
+        with open(tmp, "wb") as f:  # np.save to a file object adds no ".npy" to the name
+            np.save(f, rows)
 
-# %% Reference: least squares from sums streamed over the Dataset
-def line_statistics(data, chunk=4096):
-    """n, sum x, sum y, sum x^2, sum x y, sum y^2 in float64, reading the data one chunk at a time.
-
-    They are all least squares needs: the MSE of any (w, b) follows from them, and so does the optimum.
-    """
-    s = np.zeros(6)
-    for x, y in DataLoader(data, batch_size=chunk):  # in order, no shuffling: just reading
-        x, y = x.double(), y.double()
-        s += [len(x), x.sum(), y.sum(), (x * x).sum(), (x * y).sum(), (y * y).sum()]
-    return dict(zip(["n", "x", "y", "xx", "xy", "yy"], s))
-
-
-def mse(w, b, s):
-    """mean((w x + b - y)^2), expanded into the sums: works for arrays of w and b at once."""
-    w, b = np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return (w * w * s["xx"] + 2 * w * b * s["x"] + b * b * s["n"] - 2 * w * s["xy"] - 2 * b * s["y"] + s["yy"]) / s["n"]
-
-
-def least_squares(s):
-    """Solve the normal equations [[sum x^2, sum x], [sum x, n]] [w, b] = [sum x y, sum y]."""
-    w, b = np.linalg.solve([[s["xx"], s["x"]], [s["x"], s["n"]]], [s["xy"], s["y"]])
-    return float(w), float(b), float(mse(w, b, s))
-
-
-def full_batch_limit(s):
-    """The largest stable shared rate of full-batch gradient descent, 2 / largest curvature (lesson 1)."""
-    hessian = 2 / s["n"] * np.array([[s["xx"], s["x"]], [s["x"], s["n"]]])
-    return 2 / np.linalg.eigvalsh(hessian).max()
+    common.write_atomically(path, write)
 
 
 # %% Model and training loop
@@ -175,6 +164,11 @@ def main(argv=None):
 
     stats = line_statistics(data)
     ref_w, ref_b, ref_loss = least_squares(stats)
+    if ref_loss <= 1e-12 * stats["yy"] / stats["n"]:  # the gap, loss / ref_loss - 1, would mean nothing
+        raise common.LessonError(
+            f"the points lie on a line to within rounding (least-squares loss {ref_loss:.3g}): nothing to compare "
+            f"against; {'use other data' if args.memmap else 'add --noise'}"
+        )
     limit = full_batch_limit(stats)
     say(f"data: {source}, {len(data)} rows, batches of {args.batch_size}, device {device}")
     say(f"least squares: w = {ref_w:.4f}, b = {ref_b:.4f}, loss = {ref_loss:.6g}")
@@ -210,21 +204,62 @@ def main(argv=None):
         "device": str(device),
     }
     if not args.no_figure:
+        # The figure compares this run with full-batch descent and with other batch sizes, at the
+        # same rates and epochs: trained here, and printed.
         full = train(data, args.lr_w, args.lr_b, len(data), args.epochs, args.seed, device)
-        path = plot(args, data, stats, history, full, device)
+        say(f"for comparison, full batch ({len(data)} rows, {args.epochs} steps): gap {gaps(full, stats)[-1]:.2e}")
+        sweep = {}  # batch size -> gap after the same epochs (nan: diverged)
+        for size in [s for s in (2, 5, 10, 20, 50, 100, 200, 500) if s < len(data)] + [len(data)]:
+            run = full if size == len(data) else train(data, args.lr_w, args.lr_b, size, args.epochs, args.seed, device)
+            sweep[size] = gaps(run, stats)[-1] if run["diverged"] is None else np.nan
+        say("batch size: gap after the same epochs: " + ", ".join(f"{s}: {g:.2e}" for s, g in sweep.items()))
+        path = plot(args, data, stats, history, full, sweep)
         say(f"figure: {path}")
     if args.metrics:
         common.save_metrics(metrics, args.metrics)
     return metrics
 
 
+# %% Reference: least squares from sums streamed over the Dataset
+def line_statistics(data, chunk=4096):
+    """n, sum x, sum y, sum x^2, sum x y, sum y^2 in float64, reading the data one chunk at a time.
+
+    They are all least squares needs: the MSE of any (w, b) follows from them, and so does the optimum.
+    """
+    s = np.zeros(6)
+    for x, y in DataLoader(data, batch_size=chunk):  # in order, no shuffling: just reading
+        x, y = x.double(), y.double()
+        s += [len(x), x.sum(), y.sum(), (x * x).sum(), (x * y).sum(), (y * y).sum()]
+    return dict(zip(["n", "x", "y", "xx", "xy", "yy"], s))
+
+
+def mse(w, b, s):
+    """mean((w x + b - y)^2), expanded into the sums: works for arrays of w and b at once."""
+    w, b = np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (w * w * s["xx"] + 2 * w * b * s["x"] + b * b * s["n"] - 2 * w * s["xy"] - 2 * b * s["y"] + s["yy"]) / s["n"]
+
+
+def least_squares(s):
+    """Solve the normal equations [[sum x^2, sum x], [sum x, n]] [w, b] = [sum x y, sum y]."""
+    w, b = np.linalg.solve([[s["xx"], s["x"]], [s["x"], s["n"]]], [s["xy"], s["y"]])
+    return float(w), float(b), float(mse(w, b, s))
+
+
+def gaps(run, s):
+    """loss / optimum - 1 after every gradient step of a run, from its w and b, in float64."""
+    return mse(run["w"], run["b"], s) / least_squares(s)[2] - 1
+
+
+def full_batch_limit(s):
+    """The largest stable shared rate of full-batch gradient descent, 2 / largest curvature (lesson 1)."""
+    hessian = 2 / s["n"] * np.array([[s["xx"], s["x"]], [s["x"], s["n"]]])
+    return 2 / np.linalg.eigvalsh(hessian).max()
+
+
 # %% Look: per epoch, per step, the fitted lines, and the batch size
-def plot(args, data, stats, history, full, device):
-    ref_w, ref_b, ref_loss = least_squares(stats)
-
-    def gaps(run):
-        return mse(run["w"], run["b"], stats) / ref_loss - 1
-
+def plot(args, data, stats, history, full, sweep):
+    """The lesson's figure, four panels, from the runs made in main; returns the saved path."""
+    ref_w, ref_b, _ = least_squares(stats)
     mini, batch = f"mini-batches of {args.batch_size}", f"full batch ({len(data)})"
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     fig.suptitle(
@@ -235,15 +270,15 @@ def plot(args, data, stats, history, full, device):
     # (a) per epoch: the mini-batch run took batches-per-epoch steps for each full-batch step
     ax = axes[0, 0]
     per_epoch = slice(None, None, history["steps_per_epoch"])
-    ax.semilogy(gaps(history)[per_epoch], "o-", ms=3, label=mini)
-    ax.semilogy(gaps(full), "s-", ms=3, label=batch)
+    ax.semilogy(gaps(history, stats)[per_epoch], "o-", ms=3, label=mini)
+    ax.semilogy(gaps(full, stats), "s-", ms=3, label=batch)
     ax.set(title="(a) per epoch (= per example seen): mini-batches win", xlabel="epoch", ylabel="loss / optimum - 1")
     ax.legend()
 
     # (b) per gradient step: the fair comparison of the updates themselves
     ax = axes[0, 1]
-    ax.semilogy(gaps(history), lw=1, label=mini)
-    ax.semilogy(gaps(full), lw=2, label=batch)
+    ax.semilogy(gaps(history, stats), lw=1, label=mini)
+    ax.semilogy(gaps(full, stats), lw=2, label=batch)
     ax.set(
         title="(b) per gradient step: no faster, and noisy",
         xlabel="gradient step (one update of w and b)",
@@ -267,11 +302,7 @@ def plot(args, data, stats, history, full, device):
 
     # (d) batch size: more steps per epoch, but noisier steps
     ax = axes[1, 1]
-    sizes = [s for s in (2, 5, 10, 20, 50, 100, 200, 500) if s < len(data)] + [len(data)]
-    final = []
-    for size in sizes:
-        run = train(data, args.lr_w, args.lr_b, size, args.epochs, args.seed, device)
-        final.append(gaps(run)[-1] if run["diverged"] is None else np.nan)
+    sizes, final = list(sweep), list(sweep.values())
     ax.loglog(sizes, final, "o-", color="C2")
     ax.axvline(args.batch_size, color="C0", ls=":", lw=1)
     ax.text(args.batch_size, np.nanmax(final), " this run", color="C0", va="top", fontsize=8)

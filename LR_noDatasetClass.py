@@ -48,14 +48,17 @@ def parse_args(argv):
     p.add_argument("--normalize", action="store_true", help="train on standardized x; w, b are reported in raw units")
     p.add_argument("--data", choices=["line", "thermometer"], default="line", help="noisy line or thermometer readings")
     p.add_argument("--n", type=common.positive_int, default=100, help="points on the noisy line")
-    p.add_argument("--slope", type=float, default=3.0, help="true slope of the noisy line")
-    p.add_argument("--intercept", type=float, default=2.0, help="true intercept of the noisy line")
+    p.add_argument("--slope", type=common.data_number(), default=3.0, help="true slope of the noisy line")
+    p.add_argument("--intercept", type=common.data_number(), default=2.0, help="true intercept of the noisy line")
     p.add_argument(
-        "--noise", type=common.non_negative_float, default=100.0, help="standard deviation of the noise on the line"
+        "--noise",
+        type=common.data_number(common.non_negative_float),
+        default=100.0,
+        help="standard deviation of the noise on the line",
     )
     args = p.parse_args(argv)
-    if args.data == "line" and args.n < 2:
-        p.error("argument --n: a line needs at least 2 points")
+    if args.data == "line" and args.n < 3:
+        p.error("argument --n: give at least 3 points (a line through 2 fits them exactly: nothing to compare)")
     if args.lr is None:
         args.lr_w, args.lr_b = (0.1, 0.1) if args.normalize else (args.lr_w, args.lr_b)
     else:
@@ -75,37 +78,6 @@ def load_data(args, gen):
     if args.data == "thermometer":
         return torch.tensor(THERMOMETER_T_U), torch.tensor(THERMOMETER_T_C)
     return noisy_line(args.n, args.slope, args.intercept, args.noise, gen)
-
-
-# %% Reference: closed-form least squares, and the largest stable learning rate
-def least_squares(x, y):
-    """The exact minimizer of the MSE, in float64: (w, b, loss)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    X = np.stack([x, np.ones_like(x)], axis=1)
-    (w, b), *_ = np.linalg.lstsq(X, y, rcond=None)
-    return float(w), float(b), mse(w, b, x, y)
-
-
-def mse(w, b, x, y):
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return float(np.mean((w * x + b - y) ** 2))
-
-
-def hessian(x):
-    """Curvature of L(w, b) = mean((w x + b - y)^2): the constant matrix 2 [[mean x^2, mean x], [mean x, 1]]."""
-    x = np.asarray(x, dtype=np.float64)
-    return 2 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
-
-
-def stable_scale(x, lr_w, lr_b):
-    """How far the rates (lr_w, lr_b) can be scaled before gradient descent diverges.
-
-    On a quadratic loss one step maps the error e to (I - P H) e with P = diag(lr_w, lr_b); it
-    shrinks only if every eigenvalue of P H stays below 2. For one shared rate that is
-    lr < 2 / largest eigenvalue of H. A result below 1 means these rates diverge.
-    """
-    root_p = np.diag(np.sqrt([lr_w, lr_b]))
-    return 2 / np.linalg.eigvalsh(root_p @ hessian(x) @ root_p).max()
 
 
 # %% Model and training loop
@@ -154,6 +126,13 @@ def to_raw_units(w, b, mean, std):
     return w / std, b - w * mean / std
 
 
+def gaps(run, x_raw, y, mean, std, ref_loss):
+    """loss / optimum - 1 after every epoch of a run, evaluated in float64 from its w and b."""
+    x_raw, y = np.asarray(x_raw, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ws, bs = to_raw_units(np.array(run["w"]), np.array(run["b"]), mean, std)
+    return np.mean((ws[:, None] * x_raw + bs[:, None] - y) ** 2, axis=1) / ref_loss - 1
+
+
 # %% Run: data, reference, training, result
 def main(argv=None):
     args = parse_args(argv)
@@ -164,6 +143,11 @@ def main(argv=None):
     x_raw, y = load_data(args, gen)
     w0, b0 = torch.randn(2, generator=gen).tolist()  # the initial guess, from the seed too
     ref_w, ref_b, ref_loss = least_squares(x_raw, y)
+    if ref_loss <= 1e-12 * np.mean(y.double().numpy() ** 2):  # the gap, loss / ref_loss - 1, would mean nothing
+        raise common.LessonError(
+            f"the points lie on a line to within float32 rounding (least-squares loss {ref_loss:.3g}): "
+            "nothing to compare against; add --noise"
+        )
 
     # Normalizing is a change of units for x; the fitted line is the same, the loss surface rounder.
     mean, std = (x_raw.mean().item(), x_raw.std().item()) if args.normalize else (0.0, 1.0)
@@ -228,28 +212,67 @@ def main(argv=None):
         "device": str(device),
     }
     if not args.no_figure:
-        path = plot(args, x, y, x_raw, mean, std, w0, b0, history, ref_loss, shared_limit)
+        # The figure sets this run beside runs with one shared rate: trained here, and printed.
+        runs = {"this run": history}
+        if args.lr_w != args.lr_b:  # the naive run: b gets the rate that suits w
+            naive = f"one shared lr = {args.lr_w:.2g}"
+            runs[naive] = train(x, y, w0, b0, args.lr_w, args.lr_w, args.epochs)
+            naive_gap = gaps(runs[naive], x_raw, y.cpu(), mean, std, ref_loss)[-1]
+            say(f"for comparison, {naive} for w and b: gap {naive_gap:.2e}")
+        sweep = {}  # one shared rate over three decades up to past the limit: lr -> final gap (None: diverged)
+        for lr in shared_limit * np.logspace(-3, np.log10(1.5), 31):
+            run = train(x, y, w0, b0, lr, lr, args.epochs)
+            grew = run["diverged"] is not None or run["loss"][-1] > run["loss"][0]
+            sweep[lr] = None if grew else gaps(run, x_raw, y.cpu(), mean, std, ref_loss)[-1]
+        best = min((g, lr) for lr, g in sweep.items() if g is not None)
+        say(
+            f"sweep of one shared lr, {len(sweep)} rates, {args.epochs} epochs each: best gap {best[0]:.2e} "
+            f"at lr = {best[1]:.3g}; {sum(g is None for g in sweep.values())} rates above the limit diverge"
+        )
+        path = plot(args, x_raw, y, mean, std, runs, sweep, (ref_w, ref_b, ref_loss), shared_limit)
         say(f"figure: {path}")
     if args.metrics:
         common.save_metrics(metrics, args.metrics)
     return metrics
 
 
+# %% Reference: closed-form least squares, and the largest stable learning rate
+def least_squares(x, y):
+    """The exact minimizer of the MSE, in float64: (w, b, loss)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    X = np.stack([x, np.ones_like(x)], axis=1)
+    (w, b), *_ = np.linalg.lstsq(X, y, rcond=None)
+    return float(w), float(b), mse(w, b, x, y)
+
+
+def mse(w, b, x, y):
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return float(np.mean((w * x + b - y) ** 2))
+
+
+def hessian(x):
+    """Curvature of L(w, b) = mean((w x + b - y)^2): the constant matrix 2 [[mean x^2, mean x], [mean x, 1]]."""
+    x = np.asarray(x, dtype=np.float64)
+    return 2 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
+
+
+def stable_scale(x, lr_w, lr_b):
+    """How far the rates (lr_w, lr_b) can be scaled before gradient descent diverges.
+
+    On a quadratic loss one step maps the error e to (I - P H) e with P = diag(lr_w, lr_b); it
+    shrinks only if every eigenvalue of P H stays below 2. For one shared rate that is
+    lr < 2 / largest eigenvalue of H. A result below 1 means these rates diverge.
+    """
+    root_p = np.diag(np.sqrt([lr_w, lr_b]))
+    return 2 / np.linalg.eigvalsh(root_p @ hessian(x) @ root_p).max()
+
+
 # %% Look: fitted lines, loss against the optimum, w and b converging, a learning-rate sweep
-def plot(args, x, y, x_raw, mean, std, w0, b0, history, ref_loss, shared_limit):
-    """The lesson's figure, four panels; returns the saved path."""
+def plot(args, x_raw, y, mean, std, runs, sweep, reference, shared_limit):
+    """The lesson's figure, four panels, from the runs made in main; returns the saved path."""
     x_raw, y_raw = x_raw.double().numpy(), y.cpu().double().numpy()
-    ref_w, ref_b, _ = least_squares(x_raw, y_raw)
-
-    def gaps(run):
-        """loss / optimum - 1 after every epoch, evaluated in float64 from the parameters."""
-        ws, bs = to_raw_units(np.array(run["w"]), np.array(run["b"]), mean, std)
-        losses = np.mean((ws[:, None] * x_raw + bs[:, None] - y_raw) ** 2, axis=1)
-        return losses / ref_loss - 1
-
-    runs = {"this run": history}
-    if args.lr_w != args.lr_b:  # beside it, the naive run: b gets the rate that suits w
-        runs[f"one shared lr = {args.lr_w:.2g}"] = train(x, y, w0, b0, args.lr_w, args.lr_w, args.epochs)
+    ref_w, ref_b, ref_loss = reference
+    history = runs["this run"]
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     rates = f"lr_w = {args.lr_w:.2g}, lr_b = {args.lr_b:.2g}" if args.lr_w != args.lr_b else f"lr = {args.lr_w:.2g}"
@@ -276,8 +299,9 @@ def plot(args, x, y, x_raw, mean, std, w0, b0, history, ref_loss, shared_limit):
     ax = axes[0, 1]
     lowest = 1.0
     for (name, run), style in zip(runs.items(), ["-", "--"]):
-        ax.semilogy(gaps(run), style, label=name)
-        lowest = min(lowest, gaps(run).min())
+        gap = gaps(run, x_raw, y_raw, mean, std, ref_loss)
+        ax.semilogy(gap, style, label=name)
+        lowest = min(lowest, gap.min())
     ax.axhline(1e-4, color="0.5", lw=0.8, ls=":")
     ax.text(last, 1e-4, "gap 1e-4", ha="right", va="bottom", fontsize=8, color="0.4")
     ax.set_ylim(max(lowest / 3, 1e-12), None)  # below 1e-12, float32 rounding of w and b is all that is left
@@ -301,19 +325,13 @@ def plot(args, x, y, x_raw, mean, std, w0, b0, history, ref_loss, shared_limit):
 
     # (d) the same number of epochs with one shared rate, over a range of rates
     ax = axes[1, 1]
-    sweep = shared_limit * np.logspace(-3, np.log10(1.5), 31)
-    stable, diverged = [], []
-    for lr in sweep:
-        run = train(x, y, w0, b0, lr, lr, args.epochs)
-        if run["diverged"] is not None or run["loss"][-1] > run["loss"][0]:
-            diverged.append(lr)
-        else:
-            stable.append((lr, gaps(run)[-1]))
+    stable = [(lr, g) for lr, g in sweep.items() if g is not None]
+    diverged = [lr for lr, g in sweep.items() if g is None]
     top = 30 * max(g for _, g in stable)
     ax.loglog(*zip(*stable), "o-", color="C2", ms=4, label=f"gap after {args.epochs} epochs")
     label = "diverged: the loss grows without bound"
     ax.loglog(diverged, [top] * len(diverged), "x", color="C3", ms=7, mew=2, label=label)
-    ax.axvspan(shared_limit, sweep[-1] * 1.2, color="C3", alpha=0.08)
+    ax.axvspan(shared_limit, max(sweep) * 1.2, color="C3", alpha=0.08)
     ax.axvline(shared_limit, color="C3", ls="--", lw=1)
     ax.annotate(
         f"stable limit = 2 / max curvature\n= {shared_limit:.2g}",
@@ -324,10 +342,10 @@ def plot(args, x, y, x_raw, mean, std, w0, b0, history, ref_loss, shared_limit):
         fontsize=8,
         color="C3",
     )
-    ax.text(sweep[0], top / 10, "too small: stalls", va="bottom", fontsize=8)
+    ax.text(min(sweep), top / 10, "too small: stalls", va="bottom", fontsize=8)
     best = min(stable, key=lambda s: s[1])
     ax.annotate(
-        "good for w, but b barely moves\n(one rate cannot suit both)" if best[1] > 1e-4 else "good",
+        "best shared rate: w converges,\nbut b barely moves" if best[1] > 1e-4 else "good",
         best,
         xytext=(-20, 40),
         textcoords="offset points",
@@ -335,13 +353,13 @@ def plot(args, x, y, x_raw, mean, std, w0, b0, history, ref_loss, shared_limit):
         fontsize=8,
         arrowprops={"arrowstyle": "->", "color": "0.4"},
     )
-    ax.set_xlim(sweep[0] / 1.3, sweep[-1] * 1.2)
+    ax.set_xlim(min(sweep) / 1.3, max(sweep) * 1.2)
     ax.set(
         title="(d) one shared rate for w and b: too small, good, too large",
         xlabel="learning rate",
         ylabel="loss / optimum - 1",
     )
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="center")  # the empty middle: above the plateau, below the limit's label
 
     fig.tight_layout()
     return common.save_figure(fig, args.figs_dir, "LR_noDatasetClass")

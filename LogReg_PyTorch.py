@@ -6,12 +6,13 @@ What you will learn
 - the prediction is class 1 where that probability is above 0.5, that is where z > 0: the decision
   boundary is the point (or plane) where w x + b = 0, x = -b / w in one dimension;
 - the loss is the binary cross-entropy, -mean(y log p + (1 - y) log(1 - p));
-- why the hand-written formula turns into NaN: in float32 the sigmoid of a score above about 17
-  is exactly 1, so log(1 - p) = log(0) = -inf, and 0 * -inf = nan for an example with y = 1.
-  `nn.BCELoss` clamps the log at -100; `nn.BCEWithLogitsLoss` never forms p at all and computes
-  the loss from z with a stable formula: the one to use;
-- when the classes do not overlap there is no best finite line (the loss keeps falling as |w|
-  grows); a weight decay restores a finite optimum.
+- why the hand-written formula breaks: in float32 the sigmoid of any score from 24 ln 2 = 16.64 up
+  is exactly 1 (it reaches exactly 0 only below about -88.7). Then log(1 - p) = log(0) = -inf:
+  for an example with y = 1 the term (1 - y) log(1 - p) is 0 * -inf = nan, for one with y = 0 the
+  loss is +inf. `nn.BCELoss` clamps the log at -100; `nn.BCEWithLogitsLoss` never forms p at all
+  and computes the loss from z with a stable formula: the one to use;
+- when the classes are linearly separable (in one dimension: they do not overlap) there is no best
+  finite line (the loss keeps falling as |w| grows); a weight decay restores a finite optimum.
 
 Data: 1-D points of two classes, class 0 around -3 and class 1 around 5 (standard deviation 2), or
 scikit-learn's bundled breast-cancer data (30 features). The reference is scikit-learn's
@@ -19,7 +20,7 @@ LogisticRegression with the same objective on the same training split.
 
 Run it:
     python LogReg_PyTorch.py                          # BCEWithLogitsLoss, the stable choice
-    python LogReg_PyTorch.py --loss handwritten       # the formula by hand: NaN, and a clear error
+    python LogReg_PyTorch.py --loss handwritten       # the formula by hand: nan, and a clear error
     python LogReg_PyTorch.py --loss bce               # nn.BCELoss on probabilities: clamped, works
     python LogReg_PyTorch.py --std 0.5                # classes that do not overlap
     python LogReg_PyTorch.py --dataset breast_cancer  # 30 features, L2 penalty matched to sklearn
@@ -43,9 +44,11 @@ def parse_args(argv):
     p = common.parser(__doc__, epochs=300, lr=None, lr_help="learning rate (default: 0.5 for sgd, 0.1 for adam)")
     p.add_argument("--dataset", choices=["noisy", "breast_cancer"], default="noisy", help="which data")
     p.add_argument("--n", type=common.positive_int, default=100, help="points of the 1-D data")
-    p.add_argument("--mean0", type=float, default=-3.0, help="centre of class 0 (1-D data)")
-    p.add_argument("--mean1", type=float, default=5.0, help="centre of class 1 (1-D data)")
-    p.add_argument("--std", type=common.positive_float, default=2.0, help="spread of each class (1-D data)")
+    p.add_argument("--mean0", type=common.data_number(), default=-3.0, help="centre of class 0 (1-D data)")
+    p.add_argument("--mean1", type=common.data_number(), default=5.0, help="centre of class 1 (1-D data)")
+    p.add_argument(
+        "--std", type=common.data_number(common.positive_float), default=2.0, help="spread of each class (1-D data)"
+    )
     p.add_argument(
         "--val-fraction",
         type=common.fraction,
@@ -116,40 +119,6 @@ def split(n, val_fraction, gen):
     return order[n_val:], order[:n_val]
 
 
-# %% Reference: scikit-learn, and whether a finite optimum exists
-def separable(X, y):
-    """True if some plane puts every example strictly on its own class's side (a linear program).
-
-    Then the unpenalized log-loss has no minimum: scaling w up always lowers it.
-    """
-    from scipy.optimize import linprog
-
-    signs = 2 * y[:, 0] - 1
-    A = -signs[:, None] * np.hstack([X, np.ones((len(X), 1))])  # sign * (w x + b) >= 1 for every row
-    result = linprog(np.zeros(A.shape[1]), A_ub=A, b_ub=-np.ones(len(X)), bounds=(None, None), method="highs")
-    return result.status == 0
-
-
-def reference(X, y, weight_decay):
-    """scikit-learn's LogisticRegression with our objective.
-
-    We minimize mean(log-loss) + weight_decay / 2 * |w|^2; scikit-learn minimizes
-    C * sum(log-loss) + 1/2 * |w|^2. Multiplying ours by 1 / weight_decay gives C = 1 / (n * weight_decay);
-    with no penalty, C = inf. Neither penalizes the bias.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    C = np.inf if weight_decay == 0 else 1 / (len(X) * weight_decay)
-    return LogisticRegression(C=C, tol=1e-10, max_iter=100_000).fit(X, y[:, 0])
-
-
-def log_loss(p, y):
-    """-mean(y log p + (1 - y) log(1 - p)) in float64, p clipped away from 0 and 1."""
-    p = np.clip(np.reshape(p, -1), 1e-15, 1 - 1e-15)
-    y = np.reshape(y, -1)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
 # %% Model and losses
 class LogisticModel(nn.Module):
     """z = x W^T + b, one score (logit) per example; sigmoid(z) is the probability of class 1."""
@@ -172,7 +141,8 @@ def handwritten_bce(z, y):
 LOSSES = {
     "handwritten": handwritten_bce,
     "bce": lambda z, y: nn.functional.binary_cross_entropy(torch.sigmoid(z), y),  # nn.BCELoss: log clamped at -100
-    "bce_logits": nn.BCEWithLogitsLoss(),  # log(1 + exp(-z)) computed stably from z itself
+    # log(1 + exp(-z)) + (1 - y) z, the same loss written in z, computed without overflow for any z
+    "bce_logits": nn.BCEWithLogitsLoss(),
 }
 
 
@@ -207,7 +177,7 @@ def train(X_train, y_train, X_val, y_val, args, device, optimizer_name, lr):
         for x, y in loader:
             loss = loss_fn(model(x), y)
             if not torch.isfinite(loss):
-                history["diverged"] = epoch
+                history["diverged"], history["bad_loss"] = epoch, loss.item()
                 return None, history
             optimizer.zero_grad()
             loss.backward()
@@ -241,12 +211,20 @@ def main(argv=None):
     X, y = load_dataset(args, gen)
     train_rows, val_rows = split(len(X), args.val_fraction, gen)
     X_train, y_train, X_val, y_val = X[train_rows], y[train_rows], X[val_rows], y[val_rows]
+    if len(np.unique(y_train)) < 2:
+        raise common.LessonError(
+            f"the training split ({len(X_train)} rows) does not hold both classes: "
+            "use more points (--n) or a lower --val-fraction"
+        )
+    if np.all(X_train == X_train[0]):  # float32 rounded the spread away: no boundary to find
+        raise common.LessonError(
+            "every training point has the same x in float32: spread the data (--std, --mean0, --mean1)"
+        )
     if args.batch_size > len(X_train):
         raise common.LessonError(f"--batch-size {args.batch_size} is larger than the {len(X_train)} training rows")
-    if len(np.unique(y_train)) < 2:
-        raise common.LessonError("the training split holds one class only: use more points (--n)")
     if args.dataset == "breast_cancer":  # 30 features of very different scales: standardize (lesson 3)
         mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        std = np.where(std > 0, std, 1.0)  # a feature constant on the training rows: nothing to rescale
         X_train, X_val = (X_train - mean) / std, (X_val - mean) / std
     say(f"data: {args.dataset}, {len(X_train)} training and {len(X_val)} validation rows, device {device}")
 
@@ -263,9 +241,13 @@ def main(argv=None):
 
     predict_proba, history = train(X_train, y_train, X_val, y_val, args, device, args.optimizer, args.lr)
     if history["diverged"] is not None:
+        # Which one depends on the row: -log(0) = +inf where the label's own log is log(0) (class 0
+        # with p = 1, class 1 with p = 0), and 0 * -inf = nan where it is the other log (class 1 with p = 1).
+        bad = history["bad_loss"]
+        why = "0 * log(0) = 0 * -inf = nan" if np.isnan(bad) else "-log(0) = +inf for a row on the wrong side"
         raise common.LessonError(
-            f"the {args.loss} loss became nan at epoch {history['diverged']}: the sigmoid saturated to exactly "
-            "0 or 1 in float32, log(0) = -inf, and 0 * -inf = nan; use --loss bce_logits (or bce)"
+            f"the {args.loss} loss became {bad} at epoch {history['diverged']}: the sigmoid saturated to exactly "
+            f"0 or 1 in float32, and {why}; use --loss bce_logits (or bce)"
         )
     seconds = history["seconds"][-1]
     p_train = predict_proba(X_train)
@@ -315,6 +297,40 @@ def main(argv=None):
     if args.metrics:
         common.save_metrics(metrics, args.metrics)
     return metrics
+
+
+# %% Reference: scikit-learn, and whether a finite optimum exists
+def separable(X, y):
+    """True if some plane puts every example strictly on its own class's side (a linear program).
+
+    Then the unpenalized log-loss has no minimum: scaling w up always lowers it.
+    """
+    from scipy.optimize import linprog
+
+    signs = 2 * y[:, 0] - 1
+    A = -signs[:, None] * np.hstack([X, np.ones((len(X), 1))])  # sign * (w x + b) >= 1 for every row
+    result = linprog(np.zeros(A.shape[1]), A_ub=A, b_ub=-np.ones(len(X)), bounds=(None, None), method="highs")
+    return result.status == 0
+
+
+def reference(X, y, weight_decay):
+    """scikit-learn's LogisticRegression with our objective.
+
+    We minimize mean(log-loss) + weight_decay / 2 * |w|^2; scikit-learn minimizes
+    C * sum(log-loss) + 1/2 * |w|^2. Multiplying ours by 1 / weight_decay gives C = 1 / (n * weight_decay);
+    with no penalty, C = inf. Neither penalizes the bias.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    C = np.inf if weight_decay == 0 else 1 / (len(X) * weight_decay)
+    return LogisticRegression(C=C, tol=1e-10, max_iter=100_000).fit(X, y[:, 0])
+
+
+def log_loss(p, y):
+    """-mean(y log p + (1 - y) log(1 - p)) in float64, p clipped away from 0 and 1."""
+    p = np.clip(np.reshape(p, -1), 1e-15, 1 - 1e-15)
+    y = np.reshape(y, -1)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 # %% Look: the sigmoid as it learns, the boundary, loss and accuracy

@@ -5,12 +5,17 @@ file. Every lesson has the same common flags:
 
     --epochs  --lr  --seed  --device {auto,cpu,cuda,mps}  --figs-dir  --metrics PATH  --quiet
     --no-figure
+
+In a notebook (Jupyter, or VS Code's cells) a lesson runs with its defaults, or with the flags in the
+environment variable LESSON_ARGS; `main(["--epochs", "50"])` in a cell runs it with others. There the
+figure is shown under the cell as well as saved.
 """
 
 import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -42,9 +47,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
     def parse_args(self, args=None, namespace=None):
-        # In a notebook sys.argv holds the kernel's own arguments (-f kernel.json): use the defaults.
+        # In a notebook sys.argv holds the kernel's own arguments (-f kernel.json): use the defaults, or
+        # the flags in LESSON_ARGS if Jupyter was started with it. main([...]) in a cell sets them too.
         if args is None and in_notebook():
-            args = []
+            args = shlex.split(os.environ.get("LESSON_ARGS", ""))
         parsed = super().parse_args(args, namespace)
         # Output locations given by default are checked too, so a bad one stops the run before training.
         for action in self._actions:
@@ -102,6 +108,26 @@ def finite_float(text):
     return value
 
 
+def data_number(kind=finite_float, limit=1e6):
+    """The type `kind`, for a number the lesson builds its data from (a slope, a centre, a spread).
+
+    Its size is capped: the data are float32, which keeps about 7 significant digits and overflows
+    past 3.4e38 (squares past 1.8e19), so data built from larger numbers round their detail away.
+    """
+
+    def check(text):
+        value = kind(text)
+        if abs(value) > limit:
+            raise argparse.ArgumentTypeError(
+                f"must be at most {limit:g} in size (the data are float32: about 7 digits, squares overflow "
+                f"past 1.8e19), got {text}"
+            )
+        return value
+
+    check.__name__ = kind.__name__  # argparse names it in "invalid ... value"
+    return check
+
+
 def _writable_folder(folder):
     """None if files can be written in `folder` (made here if missing), else the reason why not."""
     try:
@@ -117,6 +143,8 @@ def _writable_folder(folder):
 
 def output_dir(text):
     """A folder to write into: it exists or can be made, and is not a file."""
+    if str(text) == "":  # Path("") would be the current folder: more likely a slip than a choice
+        raise argparse.ArgumentTypeError("empty; give a folder")
     path = Path(text)
     problem = _writable_folder(path)
     if problem:
@@ -126,6 +154,8 @@ def output_dir(text):
 
 def output_file(text):
     """A file to write: not an existing folder, and its folder exists or can be made."""
+    if str(text) == "":
+        raise argparse.ArgumentTypeError("empty; give a file name")
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name")
@@ -145,8 +175,12 @@ def fraction(text):
 
 def parser(doc, *, epochs, lr, lr_help="learning rate"):
     """A parser with the common flags; `doc` is the lesson's docstring (its first line is shown)."""
+    if in_notebook():  # sys.argv[0] names the kernel's launcher there; flags reach the lesson as main([...])
+        prog = "main"
+    else:
+        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else None
     p = Parser(
-        prog=Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else None,
+        prog=prog,
         description=doc.strip().splitlines()[0],
         formatter_class=HelpFormatter,
     )
@@ -212,6 +246,9 @@ def write_atomically(path, write):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
         os.close(fd)
         write(tmp)
+        umask = os.umask(0)  # mkstemp makes the file private (0600): give it the usual permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as e:
         raise LessonError(f"cannot write {path}: {e.strerror or type(e).__name__}") from None
@@ -222,10 +259,14 @@ def write_atomically(path, write):
 
 
 def save_figure(fig, figs_dir, name):
-    """Save `fig` as figs_dir/name.png and close it; returns the path (relative to here if inside)."""
+    """Save `fig` as figs_dir/name.png (in a notebook, show it first) and close it; returns the path."""
     import matplotlib.pyplot as plt
 
     try:
+        if in_notebook():  # show it in the notebook too: once closed, the figure would not appear there
+            from IPython.display import display
+
+            display(fig)
         path = write_atomically(Path(figs_dir) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
         plt.close(fig)

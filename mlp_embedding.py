@@ -5,8 +5,9 @@ What you will learn
   lookup of lesson 5, with a small vector per row instead of 27 scores;
 - the vectors of the previous block_size characters are concatenated and fed to a hidden layer
   (tanh) and an output layer that gives 27 next-character logits; cross-entropy as in lesson 5;
-- training on random mini-batches, with a learning rate that decays over the run; the rate is
-  chosen with a quick search (loss against rate, on a log axis);
+- training on random mini-batches, with a learning rate that decays over the run (a scheduler of
+  torch.optim.lr_scheduler); a quick search (loss against rate, on a log axis) narrows the rate down,
+  full runs choose it;
 - train / dev / test splits by word: the dev loss picks the best model and shows overfitting, the
   test loss is looked at once, at the end;
 - the model must beat the best bigram model (lesson 5), even the one counted on the dev words.
@@ -15,17 +16,20 @@ Y. Bengio, R. Ducharme, P. Vincent, C. Jauvin (2003), A Neural Probabilistic Lan
 Journal of Machine Learning Research 3: 1137-1155.
 
 Run it:
-    python mlp_embedding.py                      # train (about a minute on a laptop CPU), save the best model
+    python mlp_embedding.py                      # train, save the best model (times: the README's results)
     python mlp_embedding.py --sample-only        # load the saved model and make up names
     python mlp_embedding.py --steps 2000         # a quick look
-    python mlp_embedding.py --block-size 3 --emb-dim 10 --hidden 200 --batch-size 32 --lr 0.1 --steps 200000
-                                                 # the configuration of the well-known lecture version
+
+The configuration of the lecture "Building makemore Part 2: MLP" (Andrej Karpathy, 2022, in the series
+Neural Networks: Zero to Hero): block 3, embedding 10, one layer of 200, plain SGD at 0.1 and then 0.01
+for the second half, batches of 32, 200,000 steps (a few minutes on a CPU):
+    python mlp_embedding.py --block-size 3 --emb-dim 10 --hidden 200 --layers 1 --optimizer sgd --lr 0.1 \\
+        --schedule step --batch-size 32 --steps 200000 --eval-every 5000 --weight-decay 0
 """
 
 # %% Setup
 import math
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -45,7 +49,9 @@ def parse_args(argv):
         metavar="PATH",
         help="word list, one word per line (default: data/names.txt beside the lessons)",
     )
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of words for dev, and again for test")
+    p.add_argument(
+        "--val-fraction", type=common.fraction, default=0.1, help="share of words for dev, and again for test"
+    )
     p.add_argument("--block-size", type=common.positive_int, default=8, help="characters of context")
     p.add_argument("--emb-dim", type=common.positive_int, default=24, help="size of each character's vector")
     p.add_argument("--hidden", type=common.positive_int, default=256, help="units in each hidden layer")
@@ -54,7 +60,11 @@ def parse_args(argv):
     p.add_argument("--steps", type=common.positive_int, default=10_000, help="gradient steps")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="AdamW, or plain SGD")
     p.add_argument(
-        "--weight-decay", type=common.non_negative_float, default=0.2, help="decoupled weight decay of AdamW"
+        "--weight-decay",
+        type=common.non_negative_float,
+        default=0.2,
+        help="weight decay of the weight matrices: each step shrinks W by lr * weight_decay * W (for SGD the "
+        "gradient of weight_decay / 2 * |W|^2, as in lessons 3 to 5; AdamW applies it apart from its rescaling)",
     )
     p.add_argument(
         "--schedule",
@@ -65,7 +75,7 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=common.positive_int, default=1000, help="steps between dev evaluations")
     p.add_argument(
         "--out",
-        type=Path,
+        type=common.output_dir,
         default=common.REPO / "out" / "mlp_embedding",
         metavar="DIR",
         help="checkpoint folder (default: out/mlp_embedding beside the lessons)",
@@ -155,99 +165,80 @@ def evaluate(params, X, Y, batch=65_536):
     return total / len(X)
 
 
-# %% Checkpoints
-def save_checkpoint(path, params, itos, args, step, dev_loss):
-    """Write the model, its vocabulary and configuration; through a temporary file, so never half a file."""
-    config = {k: getattr(args, k) for k in ["block_size", "emb_dim", "hidden", "layers"]}
-    state = {
-        "params": {k: v.detach().cpu() for k, v in params.items()},
-        "itos": itos,
-        "config": config,
-        "step": step,
-        "dev_loss": dev_loss,
-    }
-    common.write_atomically(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(path):
-    """The saved state, or a one-line error if the file is missing, corrupted or not one of ours."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # no code runs while loading
-    except FileNotFoundError:
-        raise common.LessonError(f"no checkpoint at {path}: train first (without --sample-only)") from None
-    except Exception as e:  # torch raises many kinds for a damaged file
-        raise common.LessonError(
-            f"{path} is not a readable checkpoint ({type(e).__name__}); delete it and train again"
-        ) from None
-    try:
-        params, itos, config = state["params"], state["itos"], state["config"]
-        vocab, width = len(itos), config["block_size"] * config["emb_dim"]
-        assert params["C"].shape == (vocab, config["emb_dim"]) and params["W1"].shape == (width, config["hidden"])
-        assert params["Wout"].shape[1] == vocab
-    except (KeyError, TypeError, AssertionError, AttributeError):
-        raise common.LessonError(f"{path} does not match this lesson's model; delete it and train again") from None
-    return state
-
-
 # %% Training loop
 def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
     """Mini-batch training; returns the history and the parameters with the best dev loss."""
     for p in params.values():
         p.requires_grad_(True)
-    parameters = list(params.values())
-    if args.optimizer == "adamw":
-        # Weight decay on the weight matrices only: not on biases, and not on the embeddings.
-        decayed = [p for name, p in params.items() if name.startswith("W")]
-        others = [p for name, p in params.items() if not name.startswith("W")]
-        optimizer = torch.optim.AdamW(
-            [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}],
-            lr=args.lr,
-        )
-    else:
-        optimizer = torch.optim.SGD(parameters, lr=args.lr)
-    warmup = min(200, args.steps // 10)
-
-    def rate(step):  # linear warm-up, then cosine decay to 1 % of the peak; or a single step down
-        if args.schedule == "step":
-            return 1.0 if step < args.steps // 2 else 0.1
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, args.steps - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    history = {"step": [], "train": [], "dev": [], "time": [], "seconds": 0.0}
-    evaluating = 0.0  # seconds spent on dev evaluations, left out of the training time
-    best = {"dev": float("inf"), "params": None, "step": 0}
-    start = time.perf_counter()
-    running = None
+    optimizer = make_optimizer(params, args)
+    # The rate of step t is --lr times lr_factor(t): LambdaLR, a scheduler of torch.optim.lr_scheduler
+    # like the cosine one of lessons 3 and 4, sets it before every step.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_factor(t, args))
+    log = TrainingLog(params, Xdev, Ydev, args, on_eval)
     try:
         for step in range(args.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = args.lr * rate(step)
-            batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)
+            batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)  # seeded draw
             loss = F.cross_entropy(forward(params, Xtr[batch]), Ytr[batch])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: clear the last step's first
             loss.backward()
             optimizer.step()
-            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-            if not math.isfinite(running):
-                raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
-            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-                tic = time.perf_counter()
-                dev = evaluate(params, Xdev, Ydev) if len(Xdev) else running
-                evaluating += time.perf_counter() - tic
-                history["time"].append(time.perf_counter() - start - evaluating)
-                history["step"].append(step + 1)
-                history["train"].append(running)
-                history["dev"].append(dev)
-                if dev < best["dev"]:
-                    best = {"dev": dev, "params": {k: v.detach().clone() for k, v in params.items()}, "step": step + 1}
-                if on_eval:
-                    on_eval(step + 1, running, dev, (step + 1) / (time.perf_counter() - start), best)
+            scheduler.step()  # the next step's rate
+            log.after_step(step + 1, loss.item())  # every --eval-every steps: the dev loss, the best copy
     except KeyboardInterrupt:
-        history["interrupted"] = True  # Ctrl-C: stop here and keep the best model found so far
-    history["seconds"] = time.perf_counter() - start - evaluating
-    return history, best
+        log.history["interrupted"] = True  # Ctrl-C: stop here and keep the best model found so far
+    return log.history, log.best
+
+
+def make_optimizer(params, args):
+    """AdamW or plain SGD; weight decay on the weight matrices only, not on biases or the embeddings."""
+    decayed = [p for name, p in params.items() if name.startswith("W")]
+    others = [p for name, p in params.items() if not name.startswith("W")]
+    groups = [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr) if args.optimizer == "adamw" else torch.optim.SGD(groups, lr=args.lr)
+
+
+def lr_factor(step, args):
+    """The rate of `step` as a share of --lr: a linear warm-up, then a cosine decay to 1 %; or one step down."""
+    if args.schedule == "step":
+        return 1.0 if step < args.steps // 2 else 0.1
+    warmup = min(200, args.steps // 10)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, args.steps - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TrainingLog:
+    """The bookkeeping around the loop, kept out of its way.
+
+    After every step: a running mean of the batch losses, and a stop if it is no longer finite. Every
+    --eval-every steps: the dev loss, the history, a copy of the parameters if they are the best so far,
+    and on_eval (which prints and saves the checkpoint). The time spent on dev evaluations is left out.
+    """
+
+    def __init__(self, params, Xdev, Ydev, args, on_eval):
+        self.params, self.Xdev, self.Ydev, self.args, self.on_eval = params, Xdev, Ydev, args, on_eval
+        self.history = {"step": [], "train": [], "dev": [], "time": [], "seconds": 0.0}
+        self.best = {"dev": float("inf"), "params": None, "step": 0}
+        self.running = None
+        self.start, self.evaluating = time.perf_counter(), 0.0
+
+    def after_step(self, step, loss):
+        self.running = loss if self.running is None else 0.98 * self.running + 0.02 * loss
+        if not math.isfinite(self.running):
+            raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
+        self.history["seconds"] = time.perf_counter() - self.start - self.evaluating
+        if step % self.args.eval_every and step != self.args.steps:
+            return
+        tic = time.perf_counter()
+        dev = evaluate(self.params, self.Xdev, self.Ydev) if len(self.Xdev) else self.running
+        self.evaluating += time.perf_counter() - tic
+        for key, value in [("step", step), ("train", self.running), ("dev", dev), ("time", self.history["seconds"])]:
+            self.history[key].append(value)
+        if dev < self.best["dev"]:
+            self.best = {"dev": dev, "params": {k: v.detach().clone() for k, v in self.params.items()}, "step": step}
+        if self.on_eval:
+            self.on_eval(step, self.running, dev, step / (time.perf_counter() - self.start), self.best)
 
 
 # %% Run
@@ -329,11 +320,52 @@ def main(argv=None):
         say("samples: " + ", ".join(names))
 
     if not args.no_figure:
-        path = plot(args, history, params, itos, Xtr, Ytr, metrics, gen)
+        # Panel (b) of the figure: a learning-rate search, a second short run on a fresh model.
+        search = lr_search(args, len(itos), Xtr, Ytr, gen)
+        say(
+            f"learning-rate search ({len(search['rates'])} AdamW steps of a fresh model, the rate raised each step): "
+            f"the smoothed loss falls fastest at {search['steepest']:.1e} and is lowest at {search['lowest']:.1e}"
+        )
+        path = plot(args, history, params, itos, search, metrics)
         say(f"figure: {path}")
     if args.metrics:
         common.save_metrics(metrics, args.metrics)
     return metrics
+
+
+# %% Checkpoints
+def save_checkpoint(path, params, itos, args, step, dev_loss):
+    """Write the model, its vocabulary and configuration; through a temporary file, so never half a file."""
+    config = {k: getattr(args, k) for k in ["block_size", "emb_dim", "hidden", "layers"]}
+    state = {
+        "params": {k: v.detach().cpu() for k, v in params.items()},
+        "itos": itos,
+        "config": config,
+        "step": step,
+        "dev_loss": dev_loss,
+    }
+    common.write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path):
+    """The saved state, or a one-line error if the file is missing, corrupted or not one of ours."""
+    try:
+        # weights_only: the unpickler is restricted to tensors and plain containers, not arbitrary objects
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise common.LessonError(f"no checkpoint at {path}: train first (without --sample-only)") from None
+    except Exception as e:  # torch raises many kinds for a damaged file
+        raise common.LessonError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}); delete it and train again"
+        ) from None
+    try:
+        params, itos, config = state["params"], state["itos"], state["config"]
+        vocab, width = len(itos), config["block_size"] * config["emb_dim"]
+        assert params["C"].shape == (vocab, config["emb_dim"]) and params["W1"].shape == (width, config["hidden"])
+        assert params["Wout"].shape[1] == vocab
+    except (KeyError, TypeError, AssertionError, AttributeError):
+        raise common.LessonError(f"{path} does not match this lesson's model; delete it and train again") from None
+    return state
 
 
 @torch.no_grad()
@@ -352,8 +384,12 @@ def sample(params, itos, block_size, gen, max_length=30):
 
 
 # %% Look: training curves, the learning-rate search, the embedding, the comparison
-def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300):
-    """Loss against learning rate, raising the rate exponentially from 1e-4 to 1 over `steps` steps."""
+def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300, window=15):
+    """Loss against learning rate, raising the rate exponentially from 1e-4 to 1 over `steps` steps.
+
+    Returns the rates and batch losses, their running mean over `window` steps, and the rates where
+    that mean falls fastest (per factor of ten in the rate) and where it is lowest.
+    """
     params = {k: v.to(Xtr.device).requires_grad_(True) for k, v in init_model(vocab_size, args, gen).items()}
     optimizer = torch.optim.AdamW(params.values(), lr=1e-4, weight_decay=0.0)
     rates = np.logspace(-4, 0, steps)
@@ -368,10 +404,21 @@ def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300):
         losses.append(loss.item())
         if not math.isfinite(losses[-1]) or losses[-1] > 4 * min(losses):
             break  # diverging: the rest of the range says nothing more
-    return rates[: len(losses)], np.array(losses)
+    rates, losses = rates[: len(losses)], np.array(losses)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    smooth_rates = rates[window // 2 : window // 2 + len(smooth)]  # each mean at the middle of its window
+    slope = np.gradient(smooth, np.log10(smooth_rates))
+    return {
+        "rates": rates,
+        "losses": losses,
+        "smooth_rates": smooth_rates,
+        "smooth": smooth,
+        "steepest": float(smooth_rates[np.argmin(slope)]),
+        "lowest": float(smooth_rates[np.argmin(smooth)]),
+    }
 
 
-def plot(args, history, params, itos, Xtr, Ytr, metrics, gen):
+def plot(args, history, params, itos, search, metrics):
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))
     fig.suptitle(
         f"Character MLP: block {args.block_size}, embedding {args.emb_dim}, {args.layers} x {args.hidden} tanh, "
@@ -388,14 +435,14 @@ def plot(args, history, params, itos, Xtr, Ytr, metrics, gen):
     ax.legend(fontsize=8)
 
     ax = axes[0, 1]
-    rates, losses = lr_search(args, len(itos), Xtr, Ytr, gen)
-    smooth = np.convolve(losses, np.ones(15) / 15, mode="valid")
-    ax.semilogx(rates, losses, color="0.75", lw=0.8, label="batch loss")
-    ax.semilogx(rates[7 : 7 + len(smooth)], smooth, color="C0", label="smoothed")
+    ax.semilogx(search["rates"], search["losses"], color="0.75", lw=0.8, label="batch loss")
+    ax.semilogx(search["smooth_rates"], search["smooth"], color="C0", label="running mean")
+    ax.axvline(search["steepest"], color="0.5", ls=":", lw=1, label=f"steepest fall ({search['steepest']:.1e})")
+    ax.axvline(search["lowest"], color="0.3", ls="-.", lw=1, label=f"lowest ({search['lowest']:.1e})")
     ax.axvline(args.lr, color="C3", ls="--", lw=1, label=f"--lr {args.lr:g} (the peak rate used)")
-    ax.set_ylim(float(smooth.min()) - 0.3, 4.0)
+    ax.set_ylim(float(search["smooth"].min()) - 0.3, 4.0)
     ax.set(
-        title="(b) learning-rate search: 300 steps, rate raised each step",
+        title=f"(b) learning-rate search: {len(search['rates'])} steps, rate raised each step",
         xlabel="learning rate (AdamW)",
         ylabel="batch loss",
     )

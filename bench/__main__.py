@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from bench import lesson1, lesson3, lesson4, lesson5, lesson6
+from bench import lesson1, lesson3, lesson4, lesson5, lesson6, lesson7, lesson8, lesson9
 
 SUITES = {
     "LR_noDatasetClass": lesson1.rows,
@@ -16,6 +16,9 @@ SUITES = {
     "LogReg_PyTorch": lesson4.rows,
     "softmax_classifier": lesson5.rows,
     "mlp_embedding": lesson6.rows,
+    "dnn_batchnorm": lesson7.rows,
+    "cnn_digits": lesson8.rows,
+    "ddp_training": lesson9.rows,
 }
 
 

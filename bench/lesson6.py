@@ -1,4 +1,5 @@
-"""mlp_embedding: the lecture configuration and this lesson's defaults, trained side by side."""
+"""mlp_embedding: the configuration of Karpathy's lecture "Building makemore Part 2: MLP" and this lesson's
+defaults, trained side by side."""
 
 import numpy as np
 

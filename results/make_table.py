@@ -1,4 +1,5 @@
-"""Write the README's results table from the metrics that `make figs` saved in results/*.json."""
+"""Write the README's results table from the metrics that `make figs` saved in results/*.json, and
+the printed output of each lesson (results/*.txt) into its marked example block in the README."""
 
 import json
 from pathlib import Path
@@ -12,6 +13,9 @@ LESSONS = {
     "LogReg_PyTorch": "scikit-learn LogisticRegression",
     "softmax_classifier": "count-based bigram model",
     "mlp_embedding": "bigram model of the dev words (dev loss)",
+    "dnn_batchnorm": "bigram model of the dev words (dev loss)",
+    "cnn_digits": "logistic regression (test cross-entropy, centred digits)",
+    "ddp_training": "one process, whole batches (DDP: 2 workers)",
 }
 
 
@@ -22,7 +26,7 @@ def table():
     ]
     for lesson, reference in LESSONS.items():
         m = json.loads((REPO / "results" / f"{lesson}.json").read_text())
-        loss = m["dev_loss"] if lesson == "mlp_embedding" else m["loss"]
+        loss = m["dev_loss"] if lesson in ("mlp_embedding", "dnn_batchnorm") else m["loss"]
         rows.append(
             f"| ={lesson}.py= | {loss:.6g} | {m['ref_loss']:.6g} | {m['gap']:.3g} | {m['seconds']:.2f} | {reference} |"
         )
@@ -34,8 +38,16 @@ def main():
     text = readme.read_text()
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
-    print(f"{readme}: results table written")
+    text = f"{head}{START}\n{table()}\n{END}{tail}"
+    for lesson in LESSONS:
+        printed = REPO / "results" / f"{lesson}.txt"
+        start, end = f"# output of {lesson}.py: start\n#+begin_example\n", "#+end_example\n# output: end"
+        if printed.is_file() and start in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}{printed.read_text()}{end}{tail}"
+    readme.write_text(text)
+    print(f"{readme}: results table and printed outputs written")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ import pytest
 import torch
 
 import common
+from tests import notebooks
 
 # The lessons' tensors are tiny: one thread is faster than two fighting over the cores with the
-# lesson scripts that run beside the tests.
+# lesson scripts that run beside the tests. A learner runs with PyTorch's default thread count, which
+# the `learner_threads` fixture restores for the tests that must hold there too.
+DEFAULT_THREADS = torch.get_num_threads()
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,15 +51,31 @@ SMOKE_ARGS = {
     "LogReg_PyTorch": ["--epochs", "20"],
     "softmax_classifier": ["--epochs", "5"],
     "mlp_embedding": ["--steps", "100", "--eval-every", "50", "--out", "out"],
+    "dnn_batchnorm": ["--steps", "30", "--eval-every", "15", "--hidden", "32", "--out", "out"],
+    "ddp_training": ["--steps", "60", "--print-every", "30", "--hidden", "64", "--layers", "1", "--out", "out"],
+    "cnn_digits": ["--canvas", "12", "--channels", "8,16", "--epochs", "2"],
 }
 _smoke_runs = {}
+_notebook_runs = {}
 
 
 def pytest_collection_finish(session):
     wanted = {
         item.module.__name__.split(".")[-1].removeprefix("test_") for item in session.items if "script" in item.name
     }
-    for lesson in sorted(wanted & set(SMOKE_ARGS)):
+    # A lesson run as a notebook (tests/test_notebooks.py) prints what its script prints: start both.
+    as_notebook = {
+        item.callspec.params["lesson"]
+        for item in session.items
+        if getattr(item, "originalname", "") == "test_lesson_runs_as_a_notebook"
+    }
+    folder = Path(tempfile.mkdtemp(prefix="notebooks-"))
+    runs = {
+        lesson: [*SMOKE_ARGS[lesson], "--figs-dir", str(folder / lesson / "figs")]
+        for lesson in sorted(as_notebook & set(SMOKE_ARGS))
+    }
+    _notebook_runs.update(notebooks.start(runs, folder))
+    for lesson in sorted((wanted | as_notebook) & set(SMOKE_ARGS)):
         folder = Path(tempfile.mkdtemp(prefix=f"smoke-{lesson}-"))
         command = [sys.executable, str(REPO / f"{lesson}.py"), *SMOKE_ARGS[lesson], "--figs-dir", str(folder / "figs")]
         # One thread each: these tensors are too small to gain from more, and the runs share the cores.
@@ -65,6 +84,15 @@ def pytest_collection_finish(session):
             command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         _smoke_runs[lesson] = (process, folder)
+
+
+@pytest.fixture
+def learner_threads():
+    """PyTorch's default thread count as a learner has it (at least 2, so that threads really share the
+    work), for the duration of one test; the tests' single thread again afterwards."""
+    torch.set_num_threads(max(2, DEFAULT_THREADS))
+    yield torch.get_num_threads()
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +108,18 @@ def smoke_run(lesson):
     process, folder = _smoke_runs[lesson]
     out, err = process.communicate(timeout=300)
     return process.returncode, out, err, folder / "figs"
+
+
+def notebook_run(lesson):
+    """(exit status, stderr, the executed notebook, its folder) of the lesson's notebook run (tests/notebooks.py).
+
+    The status and stderr are those of the kernel's whole run, which holds other lessons too."""
+    import nbformat
+
+    process, folder = _notebook_runs[lesson]
+    _, err = process.communicate(timeout=600)
+    path = folder / f"{lesson}.ipynb"
+    return process.returncode, err, nbformat.read(path, as_version=4) if path.exists() else None, folder
 
 
 def assert_png(path):

@@ -77,6 +77,26 @@ def test_ridge_reference_equals_the_penalized_objective_minimized_directly():
     assert np.allclose(ridge.coef_, direct.coef_, atol=1e-5)
 
 
+def test_adam_weight_decay_is_the_coupled_l2_penalty_so_it_reaches_ridge_too():
+    metrics = lesson.main(["--dataset", "diabetes", "--weight-decay", "0.05", "--optimizer", "adam", *QUICK])
+    assert abs(metrics["gap"]) < 1e-3
+
+
+def test_mean_absolute_error_with_two_targets_is_solved_exactly_target_by_target():
+    X, Y, *_ = lesson.load_dataset("crops", common.generator(0))
+    X = lesson.scaler("standardize", X)(X)
+    exact = lesson.reference(X, Y, 1, 0.0)
+    lbfgs = lesson.PowerRegression(1, 0.0).fit(X, Y)  # the kinks of |r| leave L-BFGS short of the optimum
+    loss = {name: lesson.power_loss(fit.predict(X), Y, 1) for name, fit in [("exact", exact), ("lbfgs", lbfgs)]}
+    assert isinstance(exact, lesson.MedianRegression)
+    assert loss["exact"] < loss["lbfgs"]
+
+
+def test_row_normalization_verdict_comes_from_the_numbers(capsys):
+    lesson.main(["--scaling", "rownorm", "--epochs", "5", "--no-figure"])
+    assert "above the optimum: a different, worse model" in capsys.readouterr().out
+
+
 def test_mean_absolute_error_reaches_the_median_regression_despite_outliers():
     metrics = lesson.main(["--outliers", "5", "--loss-power", "1", *QUICK])
     assert metrics["gap"] < 1e-3
@@ -103,7 +123,7 @@ def test_validation_rows_never_influence_training():
     assert runs[0]["val"] != runs[1]["val"]
 
 
-def test_same_seed_same_numbers():
+def test_same_seed_same_numbers(learner_threads):
     run = ["--dataset", "diabetes", "--epochs", "5", *QUICK]
     first, again, other = (lesson.main([*run, "--seed", s]) for s in ["4", "4", "5"])
     del first["seconds"], again["seconds"]

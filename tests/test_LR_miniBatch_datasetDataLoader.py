@@ -5,7 +5,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.utils.data import DataLoader
 
 import common
 import LR_miniBatch_datasetDataLoader as lesson
@@ -56,18 +55,6 @@ def test_npy_file_round_trip_gives_the_same_rows(tmp_path_factory, n, seed):
         assert mapped[i] == line[i]
 
 
-def test_loader_shows_every_example_once_per_epoch_in_seeded_order():
-    data = lesson.NoisyLine(generator=common.generator(0))
-
-    def order(seed):
-        loader = DataLoader(data, batch_size=20, shuffle=True, generator=common.generator(seed))
-        return torch.cat([x for x, _ in loader])
-
-    first = order(5)
-    assert torch.equal(first.sort().values, data.x.sort().values)
-    assert torch.equal(first, order(5)) and not torch.equal(first, order(6))
-
-
 def test_one_batch_of_everything_is_full_batch_gradient_descent():
     data = lesson.NoisyLine(generator=common.generator(0))
     history = lesson.train(data, 1e-5, 0.01, batch_size=len(data), epochs=5, seed=0, device="cpu")
@@ -97,7 +84,7 @@ def test_memmap_file_gives_the_same_result_as_memory(tmp_path):
         assert from_disk[key] == pytest.approx(in_memory[key], rel=1e-6)
 
 
-def test_same_seed_same_numbers():
+def test_same_seed_same_numbers(learner_threads):
     run = ["--epochs", "5", *QUICK]
     first, again, other = (lesson.main([*run, "--seed", s]) for s in ["1", "1", "2"])
     del first["seconds"], again["seconds"]

@@ -64,9 +64,9 @@ def test_normalized_x_reaches_least_squares_in_few_epochs_in_raw_units(data):
     assert w == pytest.approx(ref_w, rel=1e-4) and b == pytest.approx(ref_b, rel=1e-4)
 
 
-def test_thermometer_with_separate_rates_on_raw_x(tmp_path):
-    metrics = lesson.main(["--data", "thermometer", "--epochs", "3000", "--quiet", "--no-figure"])
-    assert metrics["gap"] < 1e-4
+def test_thermometer_with_separate_rates_on_raw_x_reaches_the_float32_floor_in_700_epochs(tmp_path):
+    metrics = lesson.main(["--data", "thermometer", "--epochs", "700", "--quiet", "--no-figure"])
+    assert metrics["gap"] < 1e-9
     assert metrics["w"] == pytest.approx(0.5368, abs=1e-3) and metrics["b"] == pytest.approx(-17.30, abs=0.05)
 
 
@@ -88,7 +88,20 @@ def test_stable_limit_is_two_over_the_largest_curvature():
     assert below["loss"][-1] < below["loss"][0] and above["diverged"] is not None
 
 
-def test_same_seed_same_numbers():
+def test_at_the_stable_limit_w_oscillates_and_at_half_of_it_w_converges_in_one_step():
+    x, y = (t.double() for t in line())  # float64, so that the factors are not blurred by rounding
+    ref_w = lesson.least_squares(x, y)[0]
+    limit = lesson.stable_scale(x, 1.0, 1.0)
+    # mean(x) = 0 makes the Hessian diagonal: w's error is multiplied by 1 - 2 lr mean(x^2) every epoch.
+    at_limit = lesson.train(x, y, 0.0, 0.0, limit, limit, epochs=20)
+    errors = [w - ref_w for w in at_limit["w"]]
+    assert all(e_next == pytest.approx(-e, rel=1e-6) for e, e_next in zip(errors, errors[1:]))
+    half = lesson.train(x, y, 0.0, 0.0, limit / 2, limit / 2, epochs=1)
+    assert half["w"][1] == pytest.approx(ref_w, rel=1e-9)
+    assert half["b"][1] == pytest.approx(half["b"][0] + 2 * limit / 2 * (lesson.least_squares(x, y)[1] - half["b"][0]))
+
+
+def test_same_seed_same_numbers(learner_threads):
     run = ["--epochs", "20", "--quiet", "--no-figure"]
     first, again = lesson.main([*run, "--seed", "7"]), lesson.main([*run, "--seed", "7"])
     other = lesson.main([*run, "--seed", "8"])

@@ -1,5 +1,7 @@
 """Lesson 4, LogReg_PyTorch.py: logistic regression reaches scikit-learn's optimum; the NaN story."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -59,11 +61,26 @@ def test_handwritten_bce_equals_the_stable_loss_until_the_sigmoid_saturates():
     assert torch.isfinite(lesson.LOSSES["bce_logits"](saturated, y))
 
 
+def test_float32_sigmoid_is_exactly_one_from_24_ln_2_and_exactly_zero_only_below_minus_88_7():
+    threshold = torch.tensor(24 * math.log(2))  # 16.6355...: 1 + exp(-z) rounds to 1 from here on
+    assert torch.sigmoid(threshold).item() == 1.0
+    assert torch.sigmoid(torch.nextafter(threshold, torch.tensor(0.0))).item() < 1.0
+    assert torch.sigmoid(torch.tensor(-88.7)).item() > 0.0  # the other side saturates much later
+    assert torch.sigmoid(torch.tensor(-88.8)).item() == 0.0
+
+
 def test_handwritten_loss_ends_in_the_clear_message_and_bce_does_not(cli):
     status, _, err = cli(lesson, ["--loss", "handwritten", "--no-figure"])
     assert_one_line_error(status, err, "became nan at epoch", "saturated", "--loss bce_logits")
     metrics = lesson.main(["--loss", "bce", *QUICK])
     assert metrics["gap"] < 1e-3
+
+
+def test_a_class_0_row_with_p_equal_to_1_makes_the_handwritten_loss_inf_not_nan():
+    X, y = np.array([[5.0]] * 10 + [[20.0]]), np.array([[1.0]] * 10 + [[0.0]])  # one class-0 row far right
+    args = lesson.parse_args(["--loss", "handwritten", "--epochs", "20", "--batch-size", "11", "--lr", "1"])
+    _, history = lesson.train(X, y, X[:0], y[:0], args, "cpu", "sgd", args.lr)
+    assert history["diverged"] is not None and history["bad_loss"] == math.inf
 
 
 def test_separable_classes_have_no_gap_and_say_so(capsys):
@@ -89,7 +106,7 @@ def test_noisy_binary_data():
     assert x[y == 0].mean() == pytest.approx(-3, abs=0.2) and x[y == 1].std() == pytest.approx(2, abs=0.2)
 
 
-def test_same_seed_same_numbers():
+def test_same_seed_same_numbers(learner_threads):
     run = ["--epochs", "10", *QUICK]
     first, again, other = (lesson.main([*run, "--seed", s]) for s in ["3", "3", "4"])
     del first["seconds"], again["seconds"]

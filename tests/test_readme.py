@@ -13,7 +13,8 @@ from tests.conftest import REPO
 
 README = (REPO / "README.org").read_text()
 LESSONS = ["LR_noDatasetClass", "LR_miniBatch_datasetDataLoader", "LR_miniBatch_PyTorchWay", "LogReg_PyTorch",
-           "softmax_classifier", "mlp_embedding"]  # fmt: skip
+           "softmax_classifier", "mlp_embedding", "dnn_batchnorm", "cnn_digits",
+           "ddp_training"]  # fmt: skip
 BLOCK = re.compile(r"#\+begin_src python([^\n]*)\n(.*?)#\+end_src\n(?:\n#\+RESULTS:\n((?::(?: [^\n]*)?\n)*))?", re.S)
 RUNNABLE = [m for m in BLOCK.finditer(README) if ":eval no" not in m.group(1)]
 
@@ -56,7 +57,8 @@ def test_every_flag_the_text_mentions_exists(lesson, capsys):
     with pytest.raises(SystemExit):
         module.parse_args(["--help"])
     help_text = capsys.readouterr().out
-    mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", sections()[lesson]))
+    section = re.sub(r"torchrun .*?\.py", "torchrun", sections()[lesson])  # torchrun's own options come first
+    mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", section))
     assert mentioned, lesson
     for flag in mentioned:
         assert flag in help_text, f"{lesson} section mentions {flag}, which --help does not list"
@@ -71,24 +73,63 @@ def results_table():
     return rows
 
 
-def test_results_table_matches_the_saved_metrics():
-    rows = results_table()
-    assert set(rows) == set(LESSONS)
-    for lesson, (loss, ref_loss, gap, seconds) in rows.items():
-        m = json.loads((REPO / "results" / f"{lesson}.json").read_text())
-        shown = m["dev_loss"] if lesson == "mlp_embedding" else m["loss"]
-        # the table shows 6 significant digits of the losses, 3 of the gap, 2 decimals of the time
-        assert loss == pytest.approx(shown, rel=1e-5) and ref_loss == pytest.approx(m["ref_loss"], rel=1e-5)
-        assert gap == pytest.approx(m["gap"], rel=5e-3, abs=1e-15) and seconds == pytest.approx(m["seconds"], abs=0.01)
+def printed_block(lesson):
+    """The lesson's printed output as the README shows it (between its markers), or None."""
+    start = f"# output of {lesson}.py: start\n#+begin_example\n"
+    if start not in README:
+        return None
+    return README.split(start, 1)[1].split("#+end_example\n# output: end", 1)[0]
 
 
-@pytest.mark.parametrize("lesson", ["LR_noDatasetClass", "LR_miniBatch_datasetDataLoader"])
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_one_run_behind_each_lessons_numbers(lesson):
+    """The results table, results/LESSON.json and the printed output the README shows all come from one run."""
+    m = json.loads((REPO / "results" / f"{lesson}.json").read_text())
+    loss, ref_loss, gap, seconds = results_table()[lesson]
+    shown = m["dev_loss"] if lesson in ("mlp_embedding", "dnn_batchnorm") else m["loss"]
+    # the table shows 6 significant digits of the losses, 3 of the gap, 2 decimals of the time
+    assert loss == pytest.approx(shown, rel=1e-5) and ref_loss == pytest.approx(m["ref_loss"], rel=1e-5)
+    assert gap == pytest.approx(m["gap"], rel=5e-3, abs=1e-15) and seconds == pytest.approx(m["seconds"], abs=0.01)
+    block = printed_block(lesson)
+    if block is not None:
+        assert block == (REPO / "results" / f"{lesson}.txt").read_text(), "rerun make figs, or results/make_table.py"
+        assert f"{shown:.4f}" in block
+        assert any(f"{m['seconds']:.{digits}f} s" in block for digits in (1, 2)), "time not from the same run"
+
+
+def test_lesson_5_table_and_lesson_6_notes_are_the_saved_runs():
+    m = json.loads((REPO / "results" / "softmax_classifier.json").read_text())
+    row = next(line for line in sections()["softmax_classifier"].splitlines() if line.startswith("| defaults"))
+    numbers = [float(c) for c in row.strip("|").split("|")[1:]]
+    assert numbers == [round(m[k], 4) for k in ["loss", "ref_loss", "gap_nats", "dev_loss", "ref_dev_loss"]]
+    m = json.loads((REPO / "results" / "mlp_embedding.json").read_text())
+    notes = sections()["mlp_embedding"].split("** The figure", 1)[1]
+    dev, test = re.search(r"dev (\d\.\d{4}) and test (\d\.\d{4})", notes).groups()
+    assert (float(dev), float(test)) == (round(m["dev_loss"], 4), round(m["test_loss"], 4))
+    assert f"({m['ref_loss']:.3f})" in notes
+
+
+FRESH = {
+    "LR_noDatasetClass": ["loss", "ref_loss", "gap", "w", "b"],
+    "LR_miniBatch_datasetDataLoader": ["loss", "ref_loss", "gap", "w", "b"],
+    "LR_miniBatch_PyTorchWay": ["loss", "ref_loss", "gap", "val_loss", "w", "b"],
+    "LogReg_PyTorch": ["loss", "ref_loss", "accuracy", "boundary"],
+    "softmax_classifier": ["loss", "ref_loss", "gap_nats", "dev_loss", "ref_dev_loss", "samples"],
+}
+
+
+@pytest.mark.parametrize("lesson", FRESH)
 def test_saved_metrics_are_what_the_script_prints_now(lesson):
+    """results/ (and so the README's table and printed outputs) hold what the lesson computes today."""
     saved = json.loads((REPO / "results" / f"{lesson}.json").read_text())
     now = importlib.import_module(lesson).main(["--quiet", "--no-figure"])
-    for key in ["loss", "ref_loss", "w", "b"]:
-        assert now[key] == pytest.approx(saved[key], rel=1e-6)
-    assert now["gap"] == pytest.approx(saved["gap"], rel=1e-3, abs=1e-12)
+    for key in FRESH[lesson]:
+        if key == "samples":
+            assert now[key] == saved[key]
+        elif key == "gap":
+            assert now[key] == pytest.approx(saved[key], rel=1e-3, abs=1e-12)
+        else:
+            assert now[key] == pytest.approx(saved[key], rel=1e-6), key
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pypandoc") is None, reason="pypandoc (make html installs it) is absent")

@@ -1,0 +1,43 @@
+"""Lesson 2, exercise 3: lesson 1's thermometer readings as a Dataset, trained by lesson 2's loop.
+
+The Dataset standardizes t_u once, in __init__ (lesson 1's --normalize), so one rate suits w and b.
+lesson 2's train() and its streamed least squares need nothing but __len__ and __getitem__.
+Run: python -m exercises.lesson2_thermometer
+"""
+
+import torch
+from torch.utils.data import Dataset
+
+import LR_miniBatch_datasetDataLoader as lesson2
+import LR_noDatasetClass as lesson1
+
+
+class Thermometer(Dataset):
+    """(standardized t_u, t_c) pairs of the 11 readings."""
+
+    def __init__(self):
+        t_u = torch.tensor(lesson1.THERMOMETER_T_U)
+        self.x = (t_u - t_u.mean()) / t_u.std()
+        self.y = torch.tensor(lesson1.THERMOMETER_T_C)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def run(lr=0.1, epochs=20, seed=0):
+    data = Thermometer()
+    stats = lesson2.line_statistics(data)
+    result = {}
+    for batch_size in (11, 4, 1):  # full batch, then mini-batches: the last one of an epoch has 3 rows
+        history = lesson2.train(data, lr, lr, batch_size, epochs, seed, torch.device("cpu"))
+        result[f"gap_batch_{batch_size}"] = float(lesson2.gaps(history, stats)[-1])
+        result[f"steps_batch_{batch_size}"] = len(history["w"]) - 1
+    return result
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key}: {value:.3g}")
