@@ -6,8 +6,8 @@ What you will learn
 - kernel size k, padding p and stride s give an output of floor((H + 2p - k) / s) + 1 rows, checked
   here against what nn.Conv2d returns;
 - convolution is shift-equivariant: the feature maps of a shifted image are the shifted feature maps
-  of the image (the script shows it to float rounding); a global max pool then forgets where a
-  feature was found, so the prediction becomes shift-invariant;
+  of the image (the script shows it for the first layer, to float rounding); a global max pool
+  then forgets where a feature was found, so the prediction becomes shift-invariant;
 - where that stops being exact: at the border of the canvas, where a receptive field reaches outside;
 - the experiment: every model is trained on digits at the centre of the canvas and tested on the same
   test digits at every position. A small CNN keeps its accuracy; an MLP with more parameters,
@@ -395,7 +395,7 @@ def plot(args, grids, d, change, inside, names, examples):
     ax.axhline(10, color="0.5", ls=":", label="chance (10 %)")
     ax.set(
         title="(a) test accuracy against shift",
-        xlabel="shift from the centre (pixels, along the worse axis)",
+        xlabel="shift from the centre: max(|rows|, |columns|) in pixels",
         ylabel="accuracy (%)",
         ylim=(0, 102),
         xticks=distances,
@@ -429,7 +429,8 @@ def plot(args, grids, d, change, inside, names, examples):
     filters = examples["filters"]
     n = min(len(filters), 32)
     axes = right.subplots(4, math.ceil(n / 4))
-    right.suptitle("(c) the learned 3 x 3 kernels of layer 1\n(red positive, blue negative)", fontsize=11, y=0.92)
+    k = filters.shape[-1]
+    right.suptitle(f"(c) the learned {k} x {k} kernels of layer 1\n(red positive, blue negative)", fontsize=11, y=0.92)
     for i, ax in enumerate(axes.flat):
         if i < n:
             lim = float(filters[i].abs().max())

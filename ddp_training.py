@@ -1,4 +1,4 @@
-"""Lesson 6's training on several processes with DistributedDataParallel: same arithmetic, other places.
+"""Lesson 6's model, trained with SGD on several processes by DistributedDataParallel: same arithmetic, other places.
 
 What you will learn
 - torch.distributed: a process group of N workers (ranks 0..N-1) that can exchange tensors; on the
@@ -186,7 +186,8 @@ def train(model, Xtr, Ytr, args, gen, share, steps, record_every=None, say=None)
     try:
         for step in range(steps):
             batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen)[share].to(device)
-            loss = F.cross_entropy(model(Xtr[batch]), Ytr[batch])
+            logits = model(Xtr[batch])
+            loss = F.cross_entropy(logits, Ytr[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # under DDP: the gradients of all workers are averaged here, before it returns
             optimizer.step()
@@ -194,8 +195,12 @@ def train(model, Xtr, Ytr, args, gen, share, steps, record_every=None, say=None)
             if record_every and ((step + 1) % record_every == 0 or step + 1 == steps):
                 snapshots[step + 1] = snapshot(model)
             if (step + 1) % args.print_every == 0 or step + 1 == steps:
-                if not math.isfinite(loss.item()):
-                    raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
+                guess = math.log(logits.shape[1])  # uniform guessing; far above it, the run has diverged
+                if not math.isfinite(loss.item()) or loss.item() > 2 * guess:
+                    raise common.LessonError(
+                        f"diverged at step {step}: the batch loss {loss.item():.3g} is over twice uniform "
+                        f"guessing's {guess:.2f}; lower --lr (now {args.lr:g})"
+                    )
                 if say:
                     speed = (step + 1) / (time.perf_counter() - start)
                     say(f"step {step + 1:5d} | loss on this worker's share {loss.item():.4f} | {speed:5.0f} steps/s")
@@ -210,7 +215,9 @@ def communication_seconds(model, rounds=20):
     """Seconds that one all-reduce of all the gradients takes: the communication DDP adds to every step.
 
     DDP sends the gradients in buckets and starts each bucket's all-reduce as soon as backward has
-    computed it, so part of this time overlaps the rest of backward: it is an upper bound of the cost.
+    computed it, so in a large model part of this time overlaps the rest of backward. This model's
+    gradients (0.5 MB) fit in DDP's first bucket (1 MiB by default): their one all-reduce starts when
+    backward has computed the last of them, so none of it overlaps, and this is about what it adds.
     The quickest of `rounds` tries counts, the one least disturbed by other programs on the machine.
     """
     device = next(model.parameters()).device

@@ -6,16 +6,17 @@ What you will learn
 - how the scale of the initial weights decides what reaches the deep layers: far too large and the
   tanh units saturate at +-1 (a saturated unit passes back almost no gradient, and the layers'
   gradients end up on scales far apart); too small and the activations shrink layer by layer;
-  PyTorch's default nn.Linear init shrinks them too, through tanh; Kaiming's gain for tanh,
-  std = (5/3) / sqrt(fan_in), keeps them about constant;
+  PyTorch's default nn.Linear init shrinks them too, through tanh; Kaiming's std = gain / sqrt(fan_in)
+  with PyTorch's gain for tanh, 5/3 (He et al. derived sqrt(2), for ReLU), keeps them about constant;
 - a reference for all of it: for wide layers the variance q of the pre-activations follows the
   one-dimensional recursion q' = sigma_w^2 E[tanh(sqrt(q) z)^2] + sigma_b^2, z standard normal
   (mean-field theory: Poole et al. 2016, Schoenholz et al. 2017); the script prints it next to what
   it measures, layer by layer;
 - the gradients through depth (the weight gradients of each layer after one backward pass), and
   the size of each update against the size of the weights during training (rule of thumb: ~1e-3);
-- BatchNorm (--norm batch) normalizes each unit over the batch, so the weight scale stops mattering,
-  and the network trains whatever the init; its train / eval modes differ (batch statistics against
+- BatchNorm (--norm batch) normalizes each unit over the batch, so the weight scale no longer changes
+  what the layers compute, and the network trains whatever the init (not equally well: AdamW's steps
+  are still sized against the weights); its train / eval modes differ (batch statistics against
   running averages), and sampling one name at a time needs eval mode;
 - lesson 6's MLP rebuilt from PyTorch's modules: nn.Embedding, nn.Linear, nn.BatchNorm1d, nn.Tanh.
 
@@ -25,7 +26,7 @@ J. Sohl-Dickstein (2017), Deep Information Propagation, ICLR. S. Ioffe, C. Szege
 Normalization, ICML. K. He, X. Zhang, S. Ren, J. Sun (2015), Delving Deep into Rectifiers, ICCV.
 
 Run it:
-    python dnn_batchnorm.py                                 # every configuration, about a minute
+    python dnn_batchnorm.py                                 # five configurations, a few minutes of CPU
     python dnn_batchnorm.py --init normal --no-compare      # one configuration: N(0, 1) weights
     python dnn_batchnorm.py --init default --norm none --layers 10 --no-compare
 """
@@ -133,8 +134,9 @@ class MLP(nn.Module):
     def __init__(self, vocab_size, block_size, emb_dim, hidden, layers, norm):
         super().__init__()
         self.C = nn.Embedding(vocab_size, emb_dim)
-        # A normalization subtracts each unit's mean, so a bias before it would do nothing: its own
-        # shift (BatchNorm's beta) takes the bias's place.
+        # BatchNorm subtracts each unit's mean over the batch, so a bias before it would do nothing: its
+        # own shift (beta) takes the bias's place. LayerNorm subtracts each example's mean over the units
+        # instead, which cancels only the bias's mean; its own per-unit shift stands in for the rest.
         widths = [block_size * emb_dim] + [hidden] * layers
         self.linears = nn.ModuleList(nn.Linear(a, b, bias=norm == "none") for a, b in zip(widths, widths[1:]))
         self.norms = nn.ModuleList(NORMS[norm](hidden) for _ in range(layers))
@@ -230,8 +232,12 @@ def train(model, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None, ratio_every=10):
                 [float((lin.weight.detach() - w).norm() / w.norm()) for lin, w in zip(model.linears, before)]
             )
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if not math.isfinite(running):
-            raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
+        guess = math.log(model.out.out_features)  # uniform guessing; far above it, the run has diverged
+        if not math.isfinite(running) or running > 2 * guess:
+            raise common.LessonError(
+                f"diverged at step {step}: the running loss {running:.3g} is over twice uniform guessing's "
+                f"{guess:.2f}; lower --lr (now {args.lr:g})"
+            )
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             tic = time.perf_counter()
             dev = evaluate(model, Xdev, Ydev) if len(Xdev) else running

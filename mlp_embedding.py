@@ -225,8 +225,14 @@ class TrainingLog:
 
     def after_step(self, step, loss):
         self.running = loss if self.running is None else 0.98 * self.running + 0.02 * loss
-        if not math.isfinite(self.running):
-            raise common.LessonError(f"diverged at step {step}: the loss is no longer finite; lower --lr")
+        # Uniform guessing scores ln(vocabulary); a loss far above that is a run that diverged, even while
+        # tanh keeps it finite.
+        guess = math.log(self.params["Wout"].shape[1])
+        if not math.isfinite(self.running) or self.running > 2 * guess:
+            raise common.LessonError(
+                f"diverged at step {step}: the running loss {self.running:.3g} is over twice uniform guessing's "
+                f"{guess:.2f}; lower --lr (now {self.args.lr:g})"
+            )
         self.history["seconds"] = time.perf_counter() - self.start - self.evaluating
         if step % self.args.eval_every and step != self.args.steps:
             return
