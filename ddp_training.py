@@ -584,14 +584,14 @@ def plot(args, metrics, curves, steps, differences):
     )
     ax.set_ylim(0, max(speeds) * 1.3)
     ax.set(
-        title=f"(c) throughput, {args.threads} thread(s) per process; all-reduce {metrics['comm_share']:.0%} "
-        f"of a DDP step",
+        title=f"(c) throughput, {args.threads} thread{'s' if args.threads > 1 else ''} per process; "
+        f"all-reduce {metrics['comm_share']:.0%} of a DDP step",
         ylabel="steps per second",
     )
 
     ax = axes[1, 1]
     cases = {
-        "no BatchNorm\n(this lesson)": metrics["max_param_diff"],
+        f"no BatchNorm\n(this lesson,\n{args.steps} steps)": metrics["max_param_diff"],
         "BatchNorm: vs one process\nnormalizing each\nworker's rows": metrics["bn_diff_per_worker"],
         "BatchNorm: vs one process\nnormalizing the\nwhole batch": metrics["bn_diff_whole_batch"],
         "SyncBatchNorm: vs\nthe whole batch": metrics["bn_diff_sync"],
@@ -604,8 +604,12 @@ def plot(args, metrics, curves, steps, differences):
     ax.bar_label(bars, labels=[f"{v:.1e}" if v else "0 (bit for bit)" for v in values], fontsize=9)
     ax.set_yscale("log")
     ax.set_ylim(floor / 2, 1)
-    ax.axhline(1e-4, color="C3", ls="--", lw=1)
-    ax.set(title="(d) what DDP computes with BatchNorm", ylabel="largest |parameter difference| (log scale)")
+    ax.axhline(1e-4, color="C3", ls="--", lw=1, label="1e-4: the bound the lesson asserts")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set(
+        title=f"(d) what DDP computes with BatchNorm (BatchNorm runs: {metrics['bn_steps']} steps)",
+        ylabel="largest |parameter difference| (log scale)",
+    )
     ax.tick_params(axis="x", labelsize=8)
 
     fig.tight_layout()

@@ -1,7 +1,5 @@
 """Helpers shared by the lesson tests."""
 
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -10,7 +8,7 @@ import pytest
 import torch
 
 import common
-from tests import notebooks
+from tests import notebooks, scripts
 
 # The lessons' tensors are tiny: one thread is faster than two fighting over the cores with the
 # lesson scripts that run beside the tests. A learner runs with PyTorch's default thread count, which
@@ -50,13 +48,45 @@ SMOKE_ARGS = {
     "LR_miniBatch_PyTorchWay": ["--epochs", "5"],
     "LogReg_PyTorch": ["--epochs", "20"],
     "softmax_classifier": ["--epochs", "5"],
-    "mlp_embedding": ["--steps", "100", "--eval-every", "50", "--out", "out"],
-    "dnn_batchnorm": ["--steps", "30", "--eval-every", "15", "--hidden", "32", "--out", "out"],
-    "ddp_training": ["--steps", "60", "--print-every", "30", "--hidden", "64", "--layers", "1", "--out", "out"],
+    "mlp_embedding": ["--steps", "100", "--eval-every", "50", "--hidden", "32", "--batch-size", "32", "--out", "out"],
+    "dnn_batchnorm": [
+        "--steps",
+        "30",
+        "--eval-every",
+        "15",
+        "--hidden",
+        "32",
+        "--layers",
+        "3",
+        "--batch-size",
+        "32",
+        "--out",
+        "out",
+    ],
+    "ddp_training": [
+        "--steps",
+        "40",
+        "--print-every",
+        "20",
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+        "--batch-size",
+        "32",
+        "--out",
+        "out",
+    ],
     "cnn_digits": ["--canvas", "12", "--channels", "8,16", "--epochs", "2"],
 }
 _smoke_runs = {}
 _notebook_runs = {}
+
+
+def pytest_collection_modifyitems(items):
+    # The tests that read the script and notebook runs go last: by then those runs, which started at
+    # collection, have finished beside the in-process tests instead of being waited for one by one.
+    items.sort(key=lambda item: "script" in item.name or item.module.__name__.endswith("test_notebooks"))
 
 
 def pytest_collection_finish(session):
@@ -75,15 +105,10 @@ def pytest_collection_finish(session):
         for lesson in sorted(as_notebook & set(SMOKE_ARGS))
     }
     _notebook_runs.update(notebooks.start(runs, folder))
-    for lesson in sorted((wanted | as_notebook) & set(SMOKE_ARGS)):
-        folder = Path(tempfile.mkdtemp(prefix=f"smoke-{lesson}-"))
-        command = [sys.executable, str(REPO / f"{lesson}.py"), *SMOKE_ARGS[lesson], "--figs-dir", str(folder / "figs")]
-        # One thread each: these tensors are too small to gain from more, and the runs share the cores.
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        process = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        _smoke_runs[lesson] = (process, folder)
+    smoke = {lesson: SMOKE_ARGS[lesson] for lesson in sorted((wanted | as_notebook) & set(SMOKE_ARGS))}
+    _smoke_runs.update(
+        scripts.start({k: [*v, "--figs-dir", "figs"] for k, v in smoke.items()}, tempfile.mkdtemp(prefix="smoke-"))
+    )
 
 
 @pytest.fixture
@@ -104,10 +129,14 @@ def names_subset(tmp_path_factory):
 
 
 def smoke_run(lesson):
-    """(exit status, stdout, stderr, figures folder) of the lesson's script run, once it has finished."""
+    """(exit status, stdout, stderr, figures folder) of the lesson's script run (tests/scripts.py).
+
+    The runner process holds other lessons' runs too; it must itself end cleanly."""
     process, folder = _smoke_runs[lesson]
-    out, err = process.communicate(timeout=300)
-    return process.returncode, out, err, folder / "figs"
+    _, runner_err = process.communicate(timeout=300)
+    assert process.returncode == 0, runner_err
+    status = int((folder / "status").read_text())
+    return status, (folder / "stdout").read_text(), (folder / "stderr").read_text(), folder / "figs"
 
 
 def notebook_run(lesson):

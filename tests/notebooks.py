@@ -29,7 +29,7 @@ def lessons():
     )
 
 
-def start(runs, folder, kernels=2):
+def start(runs, folder, kernels=1):
     """Run {lesson: flags} as notebooks in `kernels` subprocesses, beside the other tests.
 
     Returns {lesson: (the Popen running it, its folder)}.

@@ -47,7 +47,7 @@ BASE_ARGS = {
         *["--workers", "1", "--steps", "5", "--print-every", "5", "--data", "{words}", "--timeout", "20"],
         *["--block-size", "3", "--emb-dim", "4", "--hidden", "16", "--layers", "1", "--batch-size", "32"],
     ],
-    "cnn_digits": ["--canvas", "10", "--channels", "4", "--epochs", "1", "--test-fraction", "0.95"],
+    "cnn_digits": ["--canvas", "9", "--channels", "2", "--epochs", "1", "--test-fraction", "0.95"],
 }
 NUMBERS = ["0", "1", "-1", "0.999", "nan", "inf", "-inf", "1e30", "-1e30", "ten", ""]
 CHOICES = ["nope", ""]
