@@ -26,7 +26,7 @@ J. Sohl-Dickstein (2017), Deep Information Propagation, ICLR. S. Ioffe, C. Szege
 Normalization, ICML. K. He, X. Zhang, S. Ren, J. Sun (2015), Delving Deep into Rectifiers, ICCV.
 
 Run it:
-    python dnn_batchnorm.py                                 # five configurations, a few minutes of CPU
+    python dnn_batchnorm.py                                 # five configurations, about a minute
     python dnn_batchnorm.py --init normal --no-compare      # one configuration: N(0, 1) weights
     python dnn_batchnorm.py --init default --norm none --layers 10 --no-compare
 """
