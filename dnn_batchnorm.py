@@ -72,7 +72,10 @@ def parse_args(argv):
         help="word list, one word per line (default: data/names.txt beside the lessons)",
     )
     p.add_argument(
-        "--val-fraction", type=float, default=0.1, help="share of words for dev, and again for test (as in lesson 6)"
+        "--val-fraction",
+        type=common.fraction,
+        default=0.1,
+        help="share of words for dev, and again for test (as in lesson 6)",
     )
     p.add_argument("--block-size", type=common.positive_int, default=8, help="characters of context")
     p.add_argument("--emb-dim", type=common.positive_int, default=24, help="size of each character's vector")
