@@ -1,4 +1,4 @@
-"""Lesson 1, exercise 3: a quadratic model of the thermometer, t_c = w2 * t_u^2 + w1 * t_u + b.
+"""Lesson 1, exercise 3: a quadratic model of the thermometer, t_c = w2 * u^2 + w1 * u + b, u the standardized reading.
 
 The training loop is lesson 1's with one parameter more. t_u is standardized first (the lesson's
 --normalize), so one learning rate suits all three parameters; t_u^2 of the raw readings would be

@@ -1,4 +1,4 @@
-"""Lesson 2, exercise 3: lesson 1's thermometer readings as a Dataset, trained by lesson 2's loop.
+"""Lesson 2, exercise 2: lesson 1's thermometer readings as a Dataset, trained by lesson 2's loop.
 
 The Dataset standardizes t_u once, in __init__ (lesson 1's --normalize), so one rate suits w and b.
 lesson 2's train() and its streamed least squares need nothing but __len__ and __getitem__.

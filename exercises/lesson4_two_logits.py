@@ -1,4 +1,4 @@
-"""Lesson 4, exercise 3: two logits and softmax cross-entropy in place of one logit and the sigmoid.
+"""Lesson 4, exercise 2: two logits and softmax cross-entropy in place of one logit and the sigmoid.
 
 The model becomes nn.Linear(1, 2), one score per class, trained with F.cross_entropy on the class
 index; the data, split, optimizer and schedule are lesson 4's defaults. softmax of (z0, z1) gives

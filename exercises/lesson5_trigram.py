@@ -1,4 +1,4 @@
-"""Lesson 5, exercise 3: a trigram model, the next character from the previous two.
+"""Lesson 5, exercise 2: a trigram model, the next character from the previous two.
 
 The context (a, b) becomes one index, a * V + b, so W grows from V x V to V^2 x V rows of scores;
 the training step (a row lookup, F.cross_entropy, Adam) is the lesson's. Words, split and the count

@@ -1,4 +1,4 @@
-"""Lesson 6, exercise 3: average the context's character vectors instead of concatenating them.
+"""Lesson 6, exercise 2: average the context's character vectors instead of concatenating them.
 
 In forward, `F.embedding(X, C).flatten(1)` (block_size * emb_dim numbers, each character in its own
 slot) becomes `.mean(1)` (emb_dim numbers: a bag of characters, order lost), and the first layer

@@ -1,4 +1,4 @@
-"""Lesson 7, exercise 3: ReLU in place of tanh, and the init that keeps its signal steady.
+"""Lesson 7, exercise 2: ReLU in place of tanh, and the init that keeps its signal steady.
 
 Swap the lesson's model.tanh for nn.ReLU() (forward calls self.tanh after each linear layer) with no
 normalization, and measure the pre-activation std of each layer at initialization, on a batch of

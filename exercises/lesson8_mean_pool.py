@@ -1,4 +1,4 @@
-"""Lesson 8, exercise 3: a global average pool in place of the global max pool.
+"""Lesson 8, exercise 2: a global average pool in place of the global max pool.
 
 The CNN's forward changes one line, `maps.amax(dim=(2, 3))` to `maps.mean(dim=(2, 3))`; everything
 else (data, split, weights, training on centred digits, testing at every position) is the lesson's.

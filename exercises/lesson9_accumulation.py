@@ -1,4 +1,4 @@
-"""Lesson 9, exercise 3: gradient accumulation, DDP's arithmetic on one process.
+"""Lesson 9, exercise 2: gradient accumulation, DDP's arithmetic on one process.
 
 DDP averages the gradients of W workers, each on batch-size / W examples. One process can do the
 same sum in sequence: backward() on each of the W slices of the batch, each loss divided by W,
