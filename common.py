@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 
 def in_notebook():
@@ -221,11 +222,23 @@ def device(name):
 
 
 def generator(seed):
-    """A CPU random generator for every draw of a run: data, initial weights, batch order, sampling.
+    """A CPU random generator for the data and the initial weights of a run (and for sampling).
 
     Drawing on the CPU and then moving tensors to the device gives the same numbers on every device.
     """
     return torch.Generator().manual_seed(seed)
+
+
+def batch_generator(seed):
+    """A second CPU generator from the same seed, for the batch order (and dropout): its own stream.
+
+    A bigger model draws more numbers for its initial weights; were the batches drawn from the same
+    generator, that would shift them, and two runs said to share their batches would not. Seeded
+    through NumPy's SeedSequence, which spreads seeds 0, 1, 2 ... far apart, it shares no draws with
+    generator(seed) or generator(seed + 1).
+    """
+    state = np.random.SeedSequence([seed % 2**64, 1]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 def say(quiet):

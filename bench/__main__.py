@@ -2,12 +2,17 @@
 
 python -m bench                      # every lesson
 python -m bench LR_noDatasetClass    # one lesson
+
+Each lesson's table is also written to results/bench/LESSON.txt, the committed copy that README.org
+quotes: numbers in the text come from there.
 """
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
+import common
 from bench import lesson1, lesson3, lesson4, lesson5, lesson6, lesson7, lesson8, lesson9
 
 SUITES = {
@@ -34,16 +39,14 @@ def timed(fn, *args, repeat=3, **kwargs):
     return best
 
 
-def print_table(title, rows):
-    """rows: dicts with the same keys, printed as an aligned table."""
+def format_table(title, rows):
+    """rows: dicts with the same keys, as an aligned table under its title."""
     columns = list(rows[0])
     cells = [[str(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print(f"\n{title}")
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    lines = [title, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
@@ -55,7 +58,13 @@ def main(argv=None):
         p.error(f"unknown lesson {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}")
     for name in args.lessons or SUITES:
         title, rows = SUITES[name](timed)
-        print_table(f"{name}: {title}", rows)
+        table = format_table(f"{name}: {title}", rows)
+        print(f"\n{table}", end="")
+        save(table, common.REPO / "results" / "bench" / f"{name}.txt")
+
+
+def save(text, path):
+    common.write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 if __name__ == "__main__":
