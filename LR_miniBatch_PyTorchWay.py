@@ -48,7 +48,8 @@ def parse_args(argv):
     p.add_argument(
         "--batch-size",
         type=common.positive_int,
-        help="examples per gradient step (default: 128, or all training rows if fewer)",
+        help="examples per gradient step (default: 16 on the line, 128 on the other data sets, or all training rows "
+        "if fewer)",
     )
     p.add_argument(
         "--val-fraction", type=common.fraction, default=0.2, help="share of rows held out for validation, in [0, 1)"
@@ -164,7 +165,7 @@ class LinearModel(nn.Module):
     def __init__(self, n_in, n_out):
         super().__init__()
         self.linear = nn.Linear(n_in, n_out)
-        # The loss is convex: any start leads to the same optimum, so start at zero, like lesson 1.
+        # The loss is convex: any start leads to the same optimum, so start from the simplest, zero.
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
@@ -190,7 +191,7 @@ def train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer_name,
         TensorDataset(X_train, Z_train),
         batch_size=args.batch_size,
         shuffle=True,
-        generator=common.generator(args.seed),
+        generator=common.batch_generator(args.seed),  # its own stream: every variant sees the same batches
     )
 
     model = LinearModel(X_train.shape[1], Y_train.shape[1]).to(device)
@@ -209,8 +210,9 @@ def train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer_name,
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
     else:
         optimizer = torch.optim.Adam(groups, lr=lr)
-    # Cosine decay lowers the rate to 0 by the last epoch: mini-batch gradients are noisy (lesson 2),
-    # and a shrinking step lets the parameters settle on the optimum instead of jittering around it.
+    # Cosine decay lowers the rate along half a cosine, from lr at the first epoch to lr / 4000 at the
+    # last (for 100 epochs): mini-batch gradients are noisy (lesson 2), and a shrinking step lets the
+    # parameters settle on the optimum instead of jittering around it.
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs) if args.schedule == "cosine" else None
     )
@@ -218,6 +220,9 @@ def train(X_train, Y_train, X_val, Y_val, args, device, scaling, optimizer_name,
     history = {"train": [], "val": [], "seconds": [], "diverged": None}
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
+        # train() and eval() switch the layers that act differently in training and evaluation
+        # (dropout, BatchNorm: lesson 7). nn.Linear has none, so here they change nothing; the habit
+        # keeps a model correct once it gains such layers.
         model.train()
         for x, y in loader:
             loss = loss_fn(model(x), y)
@@ -265,8 +270,8 @@ def main(argv=None):
         )
     if args.outliers > len(X_train):
         raise common.LessonError(f"--outliers {args.outliers} is more than the {len(X_train)} training rows")
-    if args.batch_size is None:
-        args.batch_size = min(128, len(X_train))
+    if args.batch_size is None:  # mini-batches on every data set: 5 per epoch on the line's 80 training rows
+        args.batch_size = min(16 if args.dataset == "line" else 128, len(X_train))
     if args.batch_size > len(X_train):
         raise common.LessonError(f"--batch-size {args.batch_size} is larger than the {len(X_train)} training rows")
     Y_train = add_outliers(Y_train, args.outliers, gen)  # none by default; see the extras below main
@@ -287,10 +292,8 @@ def main(argv=None):
 
     predict, history = train(X_train, Y_train, X_val, Y_val, args, device, args.scaling, args.optimizer, args.lr)
     if history["diverged"] is not None:
-        hint = "; try a smaller --lr, --scaling standardize, or --optimizer adam" if args.optimizer == "sgd" else ""
         raise common.LessonError(
-            f"diverged at epoch {history['diverged']}: the training loss is no longer finite "
-            f"(--lr {args.lr:g} is too large for these features){hint}"
+            f"diverged at epoch {history['diverged']}: the training loss is no longer finite; {hint(args)}"
         )
     seconds = history["seconds"][-1]
     loss = power_loss(predict(X_train), Y_train, m)
@@ -301,7 +304,10 @@ def main(argv=None):
         f"{args.optimizer} (lr {args.lr:g}, {args.schedule}), {args.scaling} features, batches of {args.batch_size}: "
         f"{args.epochs} epochs in {seconds:.2f} s"
     )
-    say(f"reference: {ref_predict.solver} on the same training split")
+    if args.scaling == "rownorm":
+        say(f"reference: {ref_predict.solver} on the same training split, with standardized features")
+    else:
+        say(f"reference: {ref_predict.solver} on the same training split")
     say(f"training {name}: {loss:.6g}; reference optimum: {ref_loss:.6g}; gap: {gap:.2e}")
     if len(X_val):
         say(f"validation {name}: {val_loss:.6g}; reference: {ref_val_loss:.6g}")
@@ -325,6 +331,7 @@ def main(argv=None):
         "epochs": args.epochs,
         "n_train": len(X_train),
         "n_val": len(X_val),
+        "batch_size": args.batch_size,
         "device": str(device),
     }
     if X.shape[1] == 1 and Y.shape[1] == 1:  # a line: report w and b in the units of the raw data
@@ -348,13 +355,14 @@ def main(argv=None):
             say(f"for comparison, {name} (lr {lr:g}): training gap {end}")
         order = [f"{scaling}, {optimizer}" for scaling, optimizer in variants]  # same colours in every figure
         runs = dict(sorted(runs.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
-        # ... and the pull of outliers on each loss: exact fits of the noisy line with 5 outliers.
-        line_gen = common.generator(args.seed)
-        x, y, *_ = load_dataset("line", line_gen)
-        y = add_outliers(y, 5, line_gen)
+        # ... and the pull of outliers on each loss: exact fits of the line's training rows with 5 outliers.
+        x, y = line_with_outliers(args.seed, args.val_fraction, 5)
         fits = {power: fit_reference(x, y, "none", power, 0.0) for power in (1, 2, 4)}
         intercepts = [f"{fit(np.zeros((1, 1)))[0, 0]:.2f} for m = {power}" for power, fit in fits.items()]
-        say(f"the noisy line with 5 outliers, exact fits of mean |y - y_hat|^m: intercept {', '.join(intercepts)}")
+        say(
+            f"the line's {len(x)} training rows with 5 outliers (the data of --outliers 5), exact fits of "
+            f"mean |y - y_hat|^m: intercept {', '.join(intercepts)}"
+        )
         data = X_train, Y_train, X_val, Y_val
         path = plot(args, *data, runs, ref_loss, ref_val_loss, predict, target_names, (x, y, fits))
         say(f"figure: {path}")
@@ -384,6 +392,29 @@ def add_outliers(Y, k, gen):
     rows = torch.randperm(len(Y), generator=gen)[:k].numpy()
     Y[rows] += 10 * Y.std(axis=0)
     return Y
+
+
+def line_with_outliers(seed, val_fraction, k):
+    """The training rows of `--dataset line --outliers k`: the same draws, in the same order, as main."""
+    gen = common.generator(seed)
+    X, Y, *_ = load_dataset("line", gen)
+    train_rows, _ = split(len(X), val_fraction, gen)
+    return X[train_rows], add_outliers(Y[train_rows], k, gen)
+
+
+def hint(args):
+    """What to change when a run diverges: what makes the steps too large depends on the run."""
+    if args.optimizer == "adam":
+        return f"lower --lr (now {args.lr:g})"
+    if args.loss_power > 2:
+        return (
+            f"with --loss-power {args.loss_power:g} the gradient grows with the residual to the power "
+            f"{args.loss_power - 1:g}, so large residuals (outliers) take huge steps: lower --lr (now {args.lr:g}) "
+            "or use --optimizer adam, whose steps stay of the order of the rate however large the gradient"
+        )
+    if args.scaling != "standardize":
+        return f"--lr {args.lr:g} is too large for these features: try --scaling standardize, or a smaller --lr"
+    return f"lower --lr (now {args.lr:g}), or use --optimizer adam"
 
 
 def power_loss(Y_hat, Y, power):
@@ -533,7 +564,7 @@ def plot(args, X_train, Y_train, X_val, Y_val, runs, ref_loss, ref_val_loss, pre
     # (d) the choice of loss, on the noisy line with 5 outliers: exact optima for m = 1, 2, 4
     ax = axes[1, 1]
     x, y, fits = outlier_fits
-    ax.scatter(x, y, s=10, color="0.6", label="noisy line, 5 outliers")
+    ax.scatter(x, y, s=10, color="0.6", label="the line's training rows, 5 outliers")
     grid = np.linspace(x.min(), x.max(), 2)[:, None]
     for (m, fit), color in zip(fits.items(), ["C0", "C1", "C3"]):
         ax.plot(grid, fit(grid)[:, 0], color=color, lw=2, label=f"min mean |y - y_hat|^{m}")

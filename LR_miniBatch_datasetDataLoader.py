@@ -119,9 +119,10 @@ def save_npy(data, path):
 # %% Model and training loop
 def train(data, lr_w, lr_b, batch_size, epochs, seed, device):
     """Mini-batch gradient descent from w = b = 0; returns w and b after every gradient step."""
-    # A generator of its own for the batch order, so the order is the same whether the data
-    # comes from memory or from a file.
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=common.generator(seed))
+    # The batch order has a stream of its own, apart from the one that drew the data: the order is
+    # the same whether the data comes from memory or from a file, and for every batch size it is
+    # the seed's one shuffle of the rows, cut into batches of that size.
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=common.batch_generator(seed))
     w = torch.zeros((), device=device, requires_grad=True)
     b = torch.zeros((), device=device, requires_grad=True)
     history = {"w": [0.0], "b": [0.0], "steps_per_epoch": len(loader), "diverged": None}

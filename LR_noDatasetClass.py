@@ -191,8 +191,9 @@ def main(argv=None):
     w, b = to_raw_units(history["w"][-1], history["b"][-1], mean, std)
     loss = mse(w, b, x_raw, y.cpu())  # the final parameters, evaluated exactly
     gap = loss / ref_loss - 1
+    floor = float32_floor(ref_w, ref_b, x_raw, y.cpu(), mean, std, ref_loss)
     say(f"gradient descent after {args.epochs} epochs ({seconds:.2f} s): w = {w:.4f}, b = {b:.4f}, loss = {loss:.6g}")
-    say(f"gap to least squares: loss / optimum - 1 = {gap:.2e}")
+    say(f"gap to least squares: loss / optimum - 1 = {gap:.2e} (least squares rounded to float32: {floor:.2e})")
 
     metrics = {
         "loss": loss,
@@ -207,6 +208,7 @@ def main(argv=None):
         "lr_w": args.lr_w,
         "lr_b": args.lr_b,
         "stable_lr": shared_limit,
+        "float32_floor": floor,
         "grad_w0": grad_w,
         "grad_b0": grad_b,
         "device": str(device),
@@ -229,7 +231,7 @@ def main(argv=None):
             f"sweep of one shared lr, {len(sweep)} rates, {args.epochs} epochs each: best gap {best[0]:.2e} "
             f"at lr = {best[1]:.3g}; {sum(g is None for g in sweep.values())} rates above the limit diverge"
         )
-        path = plot(args, x_raw, y, mean, std, runs, sweep, (ref_w, ref_b, ref_loss), shared_limit)
+        path = plot(args, x_raw, y, mean, std, runs, sweep, (ref_w, ref_b, ref_loss, floor), shared_limit)
         say(f"figure: {path}")
     if args.metrics:
         common.save_metrics(metrics, args.metrics)
@@ -248,6 +250,15 @@ def least_squares(x, y):
 def mse(w, b, x, y):
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     return float(np.mean((w * x + b - y) ** 2))
+
+
+def float32_floor(ref_w, ref_b, x_raw, y, mean, std, ref_loss):
+    """The gap of least squares itself once its w and b are rounded to float32, in the units trained in.
+
+    The trained w and b are float32: no run can end much closer to the optimum than this.
+    """
+    w, b = np.float32(ref_w * std), np.float32(ref_b + ref_w * mean)  # the optimum in training units
+    return mse(*to_raw_units(float(w), float(b), mean, std), x_raw, y) / ref_loss - 1
 
 
 def hessian(x):
@@ -271,7 +282,7 @@ def stable_scale(x, lr_w, lr_b):
 def plot(args, x_raw, y, mean, std, runs, sweep, reference, shared_limit):
     """The lesson's figure, four panels, from the runs made in main; returns the saved path."""
     x_raw, y_raw = x_raw.double().numpy(), y.cpu().double().numpy()
-    ref_w, ref_b, ref_loss = reference
+    ref_w, ref_b, ref_loss, floor = reference
     history = runs["this run"]
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
@@ -301,10 +312,14 @@ def plot(args, x_raw, y, mean, std, runs, sweep, reference, shared_limit):
     for (name, run), style in zip(runs.items(), ["-", "--"]):
         gap = gaps(run, x_raw, y_raw, mean, std, ref_loss)
         ax.semilogy(gap, style, label=name)
-        lowest = min(lowest, gap.min())
+        lowest = min(lowest, gap[gap > 0].min(initial=1.0))  # float64 rounding can leave a gap of 0 or below
     ax.axhline(1e-4, color="0.5", lw=0.8, ls=":")
     ax.text(last, 1e-4, "gap 1e-4", ha="right", va="bottom", fontsize=8, color="0.4")
-    ax.set_ylim(max(lowest / 3, 1e-12), None)  # below 1e-12, float32 rounding of w and b is all that is left
+    if floor > 0:  # no float32 w, b can do much better: the floor every run of this lesson ends on
+        ax.axhline(floor, color="C3", lw=0.8, ls=":")
+        ax.text(0, floor, " least squares rounded to float32", va="bottom", fontsize=8, color="C3")
+        lowest = min(lowest, floor)
+    ax.set_ylim(lowest / 3, None)
     ax.set(title="(b) loss above the least-squares optimum", xlabel="epoch", ylabel="loss / optimum - 1")
     ax.legend(fontsize=8)
 

@@ -155,7 +155,10 @@ def train(X_train, y_train, X_val, y_val, args, device, optimizer_name, lr):
 
     X_train, y_train, X_val, y_val = map(tensor, (X_train, y_train, X_val, y_val))
     loader = DataLoader(
-        TensorDataset(X_train, y_train), batch_size=args.batch_size, shuffle=True, generator=common.generator(args.seed)
+        TensorDataset(X_train, y_train),
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=common.batch_generator(args.seed),  # the batch order: a stream apart from the data's
     )
     model = LogisticModel(X_train.shape[1]).to(device)
     loss_fn = LOSSES[args.loss]
@@ -167,20 +170,28 @@ def train(X_train, y_train, X_val, y_val, args, device, optimizer_name, lr):
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9)
     else:
         optimizer = torch.optim.Adam(groups, lr=lr)
-    # Decay the rate to 0 over the run, so the noisy mini-batch steps settle (lessons 2 and 3).
+    # Decay the rate towards 0 over the run, so the noisy mini-batch steps settle (lessons 2 and 3).
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
 
     history = {"loss": [], "accuracy": [], "val_accuracy": [], "seconds": [], "diverged": None}
+    # The last epoch with a gradient that is not exactly 0, and the last in which w changed: on
+    # separable data the sigmoid saturates, p - y rounds to 0 in float32, and training stops by itself.
+    history["last_gradient_epoch"] = history["last_move_epoch"] = 0
     history["w"], history["b"] = [model.linear.weight[0].tolist()], [model.linear.bias.item()]  # epoch 0
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        for x, y in loader:
-            loss = loss_fn(model(x), y)
+        for batch, (x, y) in enumerate(loader, 1):
+            z = model(x)
+            loss = loss_fn(z, y)
             if not torch.isfinite(loss):
-                history["diverged"], history["bad_loss"] = epoch, loss.item()
+                p = torch.sigmoid(z)
+                history.update(diverged=epoch, batch=batch, bad_loss=loss.item())
+                history["saturated"] = sorted(z[(p == 0) | (p == 1)].tolist())  # the scores it happened to
                 return None, history
             optimizer.zero_grad()
             loss.backward()
+            if any(p.grad.any() for p in model.parameters()):
+                history["last_gradient_epoch"] = epoch
             optimizer.step()
         scheduler.step()
 
@@ -192,6 +203,8 @@ def train(X_train, y_train, X_val, y_val, args, device, optimizer_name, lr):
                 history["val_accuracy"].append(((model(X_val) > 0).float() == y_val).float().mean().item())
             history["w"].append(model.linear.weight[0].tolist())
             history["b"].append(model.linear.bias.item())
+        if history["w"][-1] != history["w"][-2]:
+            history["last_move_epoch"] = epoch
         history["seconds"].append(time.perf_counter() - start)
 
     def predict_proba(X):
@@ -245,15 +258,27 @@ def main(argv=None):
         # with p = 1, class 1 with p = 0), and 0 * -inf = nan where it is the other log (class 1 with p = 1).
         bad = history["bad_loss"]
         why = "0 * log(0) = 0 * -inf = nan" if np.isnan(bad) else "-log(0) = +inf for a row on the wrong side"
+        scores = ", ".join(f"{z:.2f}" for z in history["saturated"][:4]) + (
+            ", ..." if len(history["saturated"]) > 4 else ""
+        )
         raise common.LessonError(
-            f"the {args.loss} loss became {bad} at epoch {history['diverged']}: the sigmoid saturated to exactly "
-            f"0 or 1 in float32, and {why}; use --loss bce_logits (or bce)"
+            f"the {args.loss} loss became {bad} at epoch {history['diverged']}, mini-batch {history['batch']}: "
+            f"the sigmoid of the scores z = {scores} is exactly 0 or 1 in float32, and {why}; "
+            "use --loss bce_logits (or bce)"
         )
     seconds = history["seconds"][-1]
     p_train = predict_proba(X_train)
     loss = log_loss(p_train, y_train)
     accuracy = float(np.mean((p_train > 0.5) == y_train))
-    metrics = {"loss": loss, "accuracy": accuracy, "seconds": seconds, "separable": unbounded, "device": str(device)}
+    metrics = {
+        "loss": loss,
+        "accuracy": accuracy,
+        "seconds": seconds,
+        "separable": unbounded,
+        "last_gradient_epoch": history["last_gradient_epoch"],
+        "last_move_epoch": history["last_move_epoch"],
+        "device": str(device),
+    }
     say(f"{args.optimizer} (lr {args.lr:g}), {args.loss} loss, {args.epochs} epochs in {seconds:.2f} s")
     if ref is not None:
         ref_loss = log_loss(ref.predict_proba(X_train)[:, 1], y_train)
@@ -277,6 +302,11 @@ def main(argv=None):
     else:
         metrics.update(ref_loss=0.0, gap=None, ref_accuracy=1.0)
         say(f"training log-loss: {loss:.6f} (its infimum is 0); training accuracy: {accuracy:.3f}")
+        if history["last_gradient_epoch"] < args.epochs:  # the loss had no more slope that float32 can hold
+            say(
+                f"after epoch {history['last_gradient_epoch']} every gradient was exactly 0 in float32 (each p - y "
+                f"was exactly 0); w moved on by momentum alone until epoch {history['last_move_epoch']}, then stopped"
+            )
     if len(X_val):
         metrics["val_accuracy"] = float(np.mean((predict_proba(X_val) > 0.5) == y_val))
         if ref is not None:

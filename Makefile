@@ -1,6 +1,6 @@
 # Regenerate what the README shows, from default runs of every lesson.
 PYTHON ?= .venv/bin/python
-LESSONS = LR_noDatasetClass LR_miniBatch_datasetDataLoader LR_miniBatch_PyTorchWay LogReg_PyTorch softmax_classifier mlp_embedding dnn_batchnorm cnn_digits ddp_training
+LESSONS = LR_noDatasetClass LR_miniBatch_datasetDataLoader LR_miniBatch_PyTorchWay LogReg_PyTorch softmax_classifier mlp_embedding dnn_batchnorm cnn_digits ddp_training transformer_names
 
 .PHONY: figs html test bench
 

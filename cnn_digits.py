@@ -171,18 +171,22 @@ def conv_output_size(H, k, p, s):
 
 
 # %% Training loop (the same for both networks)
-def train(model, images, labels, args, gen, device, say, name):
-    """Adam on mini-batches; digits at the centre, or at a random position each time with --augment."""
+def train(model, images, labels, args, batches, device, say, name):
+    """Adam on mini-batches; digits at the centre, or at a random position each time with --augment.
+
+    `batches` is the generator of the batch order and of the random positions: one of its own, so
+    that the draws do not depend on how many numbers the model's initialization took.
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     n, centre, positions = len(images), (args.canvas - DIGIT) // 2, args.canvas - DIGIT + 1
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        order = torch.randperm(n, generator=gen)  # the batch order comes from the seed too
+        order = torch.randperm(n, generator=batches)  # the batch order comes from the seed too
         total, correct = 0.0, 0
         for i in range(0, n, args.batch_size):
             batch = order[i : i + args.batch_size]
             if args.augment:
-                top, left = torch.randint(0, positions, (2, len(batch)), generator=gen)
+                top, left = torch.randint(0, positions, (2, len(batch)), generator=batches)
             else:
                 top = left = torch.full((len(batch),), centre)
             x = place(images[batch], args.canvas, top, left).to(device)
@@ -268,15 +272,22 @@ def main(argv=None):
     )
     where = "random positions" if args.augment else "the centre only"
     say(f"training both networks on digits at {where}; Adam at {args.lr:g}, batches of {args.batch_size}")
-    seconds = {"cnn": train(cnn, Xtr, Ytr, args, gen, device, say, "CNN")}
-    seconds["mlp"] = train(net, Xtr, Ytr, args, gen, device, say, "MLP")
+    # Both networks see the same batches (and, with --augment, the same positions): the stream of
+    # batch draws is rewound to its start for the second one.
+    batches = common.batch_generator(args.seed)
+    first_batch = batches.get_state()
+    seconds = {"cnn": train(cnn, Xtr, Ytr, args, batches, device, say, "CNN")}
+    batches.set_state(first_batch)
+    seconds["mlp"] = train(net, Xtr, Ytr, args, batches, device, say, "MLP")
 
     # The classical references, trained once on the same training digits.
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
 
-    if args.augment:  # one random position per training digit, in addition to the centred one
-        top, left = torch.randint(0, C - DIGIT + 1, (2, len(Xtr)), generator=gen)
+    # With --augment: one random position per training digit, in addition to the centred one, drawn
+    # from the batch stream after the networks' draws, so the same for any size of network.
+    if args.augment:
+        top, left = torch.randint(0, C - DIGIT + 1, (2, len(Xtr)), generator=batches)
         Xflat = torch.cat([at(Xtr, C, centre, centre), place(Xtr, C, top, left)]).flatten(1).numpy()
         yflat = torch.cat([Ytr, Ytr]).numpy()
     else:

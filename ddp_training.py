@@ -151,6 +151,27 @@ def make_model(vocab_size, args, gen, batchnorm=False):
     return nn.Sequential(*layers, out)
 
 
+def start(args):
+    """(itos, (Xtr, Ytr, Xdev, Ydev), weights): the data, and the state of the seeded generator after it.
+
+    Lesson 6 draws its initial weights from that state; so does initial_model(itos, args, weights).
+    """
+    gen = common.generator(args.seed)
+    itos, *data = load_data(args, gen)
+    return itos, data, gen.get_state()
+
+
+def initial_model(itos, args, weights, batchnorm=False):
+    """The run's initial model, drawn from `weights` (see start): lesson 6's initial weights.
+
+    The DDP workers, the single-process reference, the BatchNorm runs (and the exercises) all start
+    from it.
+    """
+    gen = torch.Generator()
+    gen.set_state(weights)
+    return make_model(len(itos), args, gen, batchnorm)
+
+
 @torch.no_grad()
 def evaluate(model, X, Y, batch=65_536):
     """Mean cross-entropy over all of X, Y."""
@@ -173,12 +194,18 @@ def max_difference(first, second):
 
 
 # %% Training loop: the same function for a DDP worker and for the single-process reference
-def train(model, Xtr, Ytr, args, gen, share, steps, record_every=None, say=None):
+def draw_batch(n, args, batches):
+    """One global batch: args.batch_size example indices out of n, drawn with replacement from `batches`."""
+    return torch.randint(0, n, (args.batch_size,), generator=batches)
+
+
+def train(model, Xtr, Ytr, args, batches, share, steps, record_every=None, say=None):
     """`steps` steps of SGD on rows `share` of each global batch; returns the batch losses, snapshots, seconds.
 
-    Every step draws one global batch of args.batch_size example indices from `gen`. Every worker has
-    the same generator in the same state, so all draw the same indices, and each trains on its own
-    slice of them: `share` is slice(rank * B, (rank + 1) * B). The reference trains on all of it.
+    Every step draws one global batch from `batches`, a fresh common.batch_generator(args.seed) in
+    every worker: the same generator in the same state, so all draw the same indices, and each trains
+    on its own slice of them: `share` is slice(rank * B, (rank + 1) * B). The reference trains on all
+    of it.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     device = Xtr.device
@@ -187,7 +214,7 @@ def train(model, Xtr, Ytr, args, gen, share, steps, record_every=None, say=None)
     start = time.perf_counter()
     try:
         for step in range(steps):
-            batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen)[share].to(device)
+            batch = draw_batch(len(Xtr), args, batches)[share].to(device)
             logits = model(Xtr[batch])
             loss = F.cross_entropy(logits, Ytr[batch])
             optimizer.zero_grad(set_to_none=True)
@@ -213,26 +240,26 @@ def train(model, Xtr, Ytr, args, gen, share, steps, record_every=None, say=None)
 
 
 # %% Cost: how much of a step is communication
-def communication_seconds(model, rounds=20):
+def communication_seconds(model, rounds=50):
     """Seconds that one all-reduce of all the gradients takes: the communication DDP adds to every step.
 
     DDP sends the gradients in buckets and starts each bucket's all-reduce as soon as backward has
     computed it, so in a large model part of this time overlaps the rest of backward. This model's
     gradients (0.5 MB) fit in DDP's first bucket (1 MiB by default): their one all-reduce starts when
     backward has computed the last of them, so none of it overlaps, and this is about what it adds.
-    The quickest of `rounds` tries counts, the one least disturbed by other programs on the machine.
+    Measured as the steps are: `rounds` all-reduces back to back, the total divided by their number,
+    a mean to set against the mean time of a step (both carry the same disturbances from other
+    programs on the machine).
     """
     device = next(model.parameters()).device
     gradients = torch.zeros(sum(p.numel() for p in model.parameters()), device=device)
-    best = float("inf")
+    dist.barrier()  # start together: else the time includes waiting for the slower worker
+    start = time.perf_counter()
     for _ in range(rounds):
-        dist.barrier()  # start together: else the time includes waiting for the slower worker
-        start = time.perf_counter()
         dist.all_reduce(gradients)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / rounds
 
 
 # %% One worker: join the group, train with DDP, leave; then rank 0 compares with the single process
@@ -269,19 +296,18 @@ def worker(rank, world_size, local_rank, args, init_method):
 
 
 def train_ddp(rank, world_size, args, device, backend, say):
-    gen = common.generator(args.seed)
-    itos, Xtr, Ytr, Xdev, Ydev = load_data(args, gen)
-    start_state = gen.get_state()  # the reference rewinds to here: same weights, same batches
+    itos, (Xtr, Ytr, Xdev, Ydev), weights = start(args)  # every model of the run starts from `weights`
     Xtr, Ytr = Xtr.to(device), Ytr.to(device)
     B = args.batch_size // world_size
     share = slice(rank * B, (rank + 1) * B)  # this worker's rows of every global batch
 
-    model = DDP(make_model(len(itos), args, gen).to(device))  # copies rank 0's weights to all: same start
+    model = DDP(initial_model(itos, args, weights).to(device))  # copies rank 0's weights to all: same start
     n_params = sum(p.numel() for p in model.parameters())
     say(f"{world_size} workers ({backend}, device {device.type}, {args.threads} thread(s) each), each with")
     say(f"the whole model ({n_params} parameters) and {B} of every {args.batch_size} examples; {args.steps} steps")
     record_every = max(1, args.steps // 20)
-    losses, snapshots, seconds = train(model, Xtr, Ytr, args, gen, share, args.steps, record_every, say)
+    batches = common.batch_generator(args.seed)  # the same stream in every worker: the same global batches
+    losses, snapshots, seconds = train(model, Xtr, Ytr, args, batches, share, args.steps, record_every, say)
     # Each worker saw only its share: the loss of the whole batch is the mean of the workers' losses.
     dist.all_reduce(losses)
     losses /= world_size
@@ -294,12 +320,15 @@ def train_ddp(rank, world_size, args, device, backend, say):
     if B < 2:  # BatchNorm needs 2 rows or more to have a variance
         kinds = []
     for kind in kinds:
-        gen.set_state(start_state)
-        bn_model = make_model(len(itos), args, gen, batchnorm=True)
+        bn_model = initial_model(itos, args, weights, batchnorm=True)
         if kind == "syncbatchnorm":  # statistics over all workers' rows: an all-reduce in every forward
             bn_model = nn.SyncBatchNorm.convert_sync_batchnorm(bn_model)
+        # By default (forward_sync_buffers, named broadcast_buffers before PyTorch 2.13) every forward
+        # first copies rank 0's buffers, here BatchNorm's running mean and variance, to every worker.
+        # The parameters compared below do not depend on them: in training mode BatchNorm normalizes
+        # with the batch's own statistics.
         bn_model = DDP(bn_model.to(device))
-        train(bn_model, Xtr, Ytr, args, gen, share, bn_steps)
+        train(bn_model, Xtr, Ytr, args, common.batch_generator(args.seed), share, bn_steps)
         bn_runs[kind] = snapshot(bn_model.module)
 
     if rank == 0:
@@ -309,8 +338,7 @@ def train_ddp(rank, world_size, args, device, backend, say):
         "model": model.module,
         "itos": itos,
         "data": (Xtr, Ytr, Xdev.to(device), Ydev.to(device)),
-        "gen": gen,
-        "start_state": start_state,
+        "weights": weights,
         "losses": losses.cpu(),
         "snapshots": snapshots,
         "seconds": seconds,
@@ -328,12 +356,12 @@ def save_checkpoint(path, model, itos, args):
 
 # %% Result: the single-process reference, the same steps on whole batches
 def compare(args, world_size, run, say):
-    model, itos, gen, start_state = run["model"], run["itos"], run["gen"], run["start_state"]
+    model, itos, weights = run["model"], run["itos"], run["weights"]
     Xtr, Ytr, Xdev, Ydev = run["data"]
-    gen.set_state(start_state)
-    reference = make_model(len(itos), args, gen).to(Xtr.device)
+    reference = initial_model(itos, args, weights).to(Xtr.device)
+    batches = common.batch_generator(args.seed)  # the workers' batches, each whole
     ref_losses, ref_snapshots, ref_seconds = train(
-        reference, Xtr, Ytr, args, gen, slice(None), args.steps, max(1, args.steps // 20)
+        reference, Xtr, Ytr, args, batches, slice(None), args.steps, max(1, args.steps // 20)
     )
     steps = sorted(run["snapshots"])
     differences = [max_difference(run["snapshots"][s], ref_snapshots[s]) for s in steps]
@@ -384,7 +412,7 @@ def compare(args, world_size, run, say):
     )
     say(
         f"communication: one all-reduce of all {sum(p.numel() for p in model.parameters())} gradients takes "
-        f"{run['comm'] * 1e3:.2f} ms, {metrics['comm_share']:.0%} of a DDP step"
+        f"{run['comm'] * 1e3:.2f} ms on average, {metrics['comm_share']:.0%} of the mean DDP step"
     )
 
     # BatchNorm: each DDP worker normalizes with the mean and variance of its own rows only.
@@ -393,9 +421,8 @@ def compare(args, world_size, run, say):
     if run["bn_runs"]:
         references = {}
         for name, pieces in [("whole batch", 1), ("per worker's rows", world_size)]:
-            gen.set_state(start_state)
-            bn_ref = make_model(len(itos), args, gen, batchnorm=True).to(Xtr.device)
-            train_batchnorm_reference(bn_ref, Xtr, Ytr, args, gen, bn_steps, pieces)
+            bn_ref = initial_model(itos, args, weights, batchnorm=True).to(Xtr.device)
+            train_batchnorm_reference(bn_ref, Xtr, Ytr, args, common.batch_generator(args.seed), bn_steps, pieces)
             references[name] = snapshot(bn_ref)
         ddp_bn = run["bn_runs"]["batchnorm"]
         bn["bn_diff_whole_batch"] = max_difference(ddp_bn, references["whole batch"])
@@ -407,7 +434,7 @@ def compare(args, world_size, run, say):
             bn["bn_diff_sync"] = max_difference(run["bn_runs"]["syncbatchnorm"], references["whole batch"])
             say(f"  normalizes the whole batch, DDP with SyncBatchNorm: {bn['bn_diff_sync']:.1e}")
         else:
-            say("  (SyncBatchNorm, which shares the statistics over the workers, works on GPUs only: --device cuda)")
+            say("  (SyncBatchNorm, sharing the statistics over the workers, needs one GPU per worker: --device cuda)")
     else:
         say("BatchNorm is not compared: it needs at least 2 examples per worker")
     metrics.update(bn)
@@ -422,7 +449,7 @@ def compare(args, world_size, run, say):
     return metrics
 
 
-def train_batchnorm_reference(model, Xtr, Ytr, args, gen, steps, pieces):
+def train_batchnorm_reference(model, Xtr, Ytr, args, batches, steps, pieces):
     """One process: each global batch cut into `pieces` equal parts, each part normalized by its own statistics.
 
     With pieces=1 that is ordinary BatchNorm on the whole batch; with pieces=workers it is what DDP
@@ -430,7 +457,7 @@ def train_batchnorm_reference(model, Xtr, Ytr, args, gen, steps, pieces):
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     for _ in range(steps):
-        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)
+        batch = draw_batch(len(Xtr), args, batches).to(Xtr.device)
         parts = batch.chunk(pieces)
         loss = sum(F.cross_entropy(model(Xtr[part]), Ytr[part]) for part in parts) / pieces
         optimizer.zero_grad(set_to_none=True)
@@ -587,7 +614,7 @@ def plot(args, metrics, curves, steps, differences):
     ax.set_ylim(0, max(speeds) * 1.3)
     ax.set(
         title=f"(c) throughput, {args.threads} thread{'s' if args.threads > 1 else ''} per process; "
-        f"all-reduce {metrics['comm_share']:.0%} of a DDP step",
+        f"all-reduce {metrics['comm_share']:.0%} of the mean DDP step",
         ylabel="steps per second",
     )
 

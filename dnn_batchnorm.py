@@ -47,8 +47,10 @@ import mlp_embedding  # lesson 6: the names, the split, the examples and the big
 
 INITS = ["normal", "small", "default", "kaiming"]
 NORMS = {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
-# The configurations trained side by side with the same steps, seed and batches: (init, norm, layers, hidden);
-# layers / hidden None means those of the command line. The last one is lesson 6's model.
+# The configurations trained side by side with the same steps, seed and batches (the batches come from a
+# generator of their own, so they do not depend on how many weights a configuration draws first):
+# (init, norm, layers, hidden); layers / hidden None means those of the command line. The last one is
+# lesson 6's model.
 COMPARED = [
     ("normal", "none", None, None),
     ("default", "none", None, None),
@@ -138,10 +140,12 @@ class MLP(nn.Module):
         super().__init__()
         self.C = nn.Embedding(vocab_size, emb_dim)
         # BatchNorm subtracts each unit's mean over the batch, so a bias before it would do nothing: its
-        # own shift (beta) takes the bias's place. LayerNorm subtracts each example's mean over the units
-        # instead, which cancels only the bias's mean; its own per-unit shift stands in for the rest.
+        # own shift (beta) takes the bias's place. LayerNorm normalizes each example over its units: a bias
+        # before it loses only its mean over the units, and the rest is divided by that example's std, an
+        # effect that varies from example to example and that no fixed shift after it can give. So with
+        # LayerNorm (and no norm) the linear layers keep their biases.
         widths = [block_size * emb_dim] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b, bias=norm == "none") for a, b in zip(widths, widths[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=norm != "batch") for a, b in zip(widths, widths[1:]))
         self.norms = nn.ModuleList(NORMS[norm](hidden) for _ in range(layers))
         self.tanh = nn.Tanh()
         self.out = nn.Linear(hidden, vocab_size)
@@ -199,8 +203,12 @@ def evaluate(model, X, Y, batch=65_536):
     return total / len(X)
 
 
-def train(model, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None, ratio_every=10):
-    """Mini-batch AdamW; returns the history (losses, update-to-data ratios) and the best dev state."""
+def train(model, Xtr, Ytr, Xdev, Ydev, args, batches, on_eval=None, ratio_every=10):
+    """Mini-batch AdamW; returns the history (losses, update-to-data ratios) and the best dev state.
+
+    As in lesson 6, the batches are drawn with replacement from `batches`, a generator of their own
+    (common.batch_generator(seed)): every configuration of one seed trains on the same batches.
+    """
     decayed = [linear.weight for linear in [*model.linears, model.out]]  # weight decay on the weight matrices only
     others = [p for p in model.parameters() if all(p is not w for w in decayed)]
     optimizer = torch.optim.AdamW(
@@ -221,7 +229,7 @@ def train(model, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None, ratio_every=10):
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = args.lr * rate(step)
-        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)
+        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=batches).to(Xtr.device)
         loss = F.cross_entropy(model(Xtr[batch]), Ytr[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -267,6 +275,11 @@ def tanh_second_moment(q):
     return float((np.tanh(math.sqrt(q) * Z) ** 2 * P_Z).sum())
 
 
+def tanh_slope_second_moment(q):
+    """E[tanh'(sqrt(q) z)^2] = E[(1 - tanh^2)^2]: how much of an error signal a layer passes back."""
+    return float(((1 - np.tanh(math.sqrt(q) * Z) ** 2) ** 2 * P_Z).sum())
+
+
 def mean_field(x2, sigma_w2, sigma_b2, norm):
     """Predicted pre-activation variance q and tanh output second moment, layer by layer.
 
@@ -291,13 +304,22 @@ def init_statistics(model, init, X, Y):
     """Measured and predicted statistics of a freshly initialized model on the batch X, Y."""
     record = []
     model.train()  # as training sees it: BatchNorm with the batch's own statistics
-    loss = F.cross_entropy(model(X, record), Y).item()
+    logits = model(X, record)
+    loss = F.cross_entropy(logits, Y).item()
     x = model.C(X).flatten(1)
     sigma_w2 = [lin.in_features * weight_std(init, lin.in_features) ** 2 for lin in model.linears]
     sigma_b2 = [0.0 if lin.bias is None or init != "default" else 1 / (3 * lin.in_features) for lin in model.linears]
     q, h2 = mean_field(float(x.pow(2).mean()), sigma_w2, sigma_b2, model_norm(model))
+    # Backwards, an example's error dL/da is multiplied per layer by the next layer's weights and tanh's
+    # slope: in variance by chi = sigma_w^2 (of the layer above) * E[tanh'(sqrt(q) z)^2] (Schoenholz et al.).
+    chi = [sw2 * tanh_slope_second_moment(ql) for sw2, ql in zip(sigma_w2[1:], q[:-1])]
     return {
         "loss": loss,
+        "logit_std": float(logits.std(dim=1, correction=0).pow(2).mean().sqrt()),  # across the characters
+        "top_prob": float(logits.softmax(dim=1).max(dim=1).values.mean()),
+        "top_right": float((logits.argmax(dim=1) == Y).float().mean()),
+        "chi": chi,
+        "error_growth_predicted": math.sqrt(math.prod(chi)),  # std of dL/da, first hidden layer / last
         "pre_std": [float(a.pow(2).mean().sqrt()) for a, _ in record],  # the mean is 0: std = root mean square
         "pre_std_predicted": np.sqrt(q).tolist(),
         "act_std": [float(h.pow(2).mean().sqrt()) for _, h in record],
@@ -319,6 +341,16 @@ def init_gradients(model, X, Y):
     stds = [float(linear.weight.grad.std(correction=0)) for linear in model.linears]
     model.zero_grad(set_to_none=True)
     return stds
+
+
+def init_errors(model, X, Y):
+    """Per layer, the root mean square of each example's own error dL/da (its loss's gradient with
+    respect to the pre-activations), before examples are averaged into a batch's weight gradient."""
+    model.train()
+    record = []
+    loss = F.cross_entropy(model(X, record), Y, reduction="sum")  # a sum: each example's own gradient
+    errors = torch.autograd.grad(loss, [a for a, _ in record])
+    return [float(e.pow(2).mean().sqrt()) for e in errors]
 
 
 # %% Checkpoints and samples
@@ -419,10 +451,17 @@ def main(argv=None):
     full_scale = fresh(args.init, args.norm)
     with torch.no_grad():
         full_scale.out.weight.div_(args.out_scale)  # the same draw, not scaled down
-    loss_full_scale = init_statistics(full_scale, args.init, Xpr, Ypr)["loss"]
+    at_full_scale = init_statistics(full_scale, args.init, Xpr, Ypr)
+    loss_full_scale = at_full_scale["loss"]
     say(
         f"initial loss on {len(Xpr)} training examples: {stats['loss']:.4f}; knowing nothing: ln {vocab} = "
         f"{math.log(vocab):.4f}; with the output layer at full scale (--out-scale 1): {loss_full_scale:.4f}"
+    )
+    say(
+        f"  at full scale the logits have std {at_full_scale['logit_std']:.3f} across the characters "
+        f"(sigma^2 / 2 = {at_full_scale['logit_std'] ** 2 / 2:.3f}); the top probability is "
+        f"{at_full_scale['top_prob']:.3f} on average, and the top character is the right one for "
+        f"{at_full_scale['top_right']:.1%} of the examples"
     )
     say("at initialization, measured (mean-field prediction):")
     say("layer | pre-activation std | tanh output std | saturated | weight gradient std")
@@ -435,7 +474,8 @@ def main(argv=None):
 
     def look(init, norm):
         model = fresh(init, norm)
-        return init_statistics(model, init, Xpr, Ypr) | {"grad_std": init_gradients(model, Xpr, Ypr)}
+        measured = {"grad_std": init_gradients(model, Xpr, Ypr), "error_rms": init_errors(model, Xpr, Ypr)}
+        return init_statistics(model, init, Xpr, Ypr) | measured
 
     inits = {(init, norm): look(init, norm) for norm in ["none", "batch"] for init in INITS}
     shown = [(init, "none") for init in INITS] + [("kaiming", "batch")]
@@ -448,6 +488,14 @@ def main(argv=None):
     say("weight gradient std after one backward pass at initialization:")
     for i in range(args.layers):
         say(f"{i + 1:5d}" + "".join(f"{inits[c]['grad_std'][i]:21.2e}" for c in shown))
+    say(f"growth from layer {args.layers} back to layer 1, measured (mean-field prediction for dL/da):")
+    grads = [inits[c]["grad_std"][0] / inits[c]["grad_std"][-1] for c in shown]
+    errors = [(inits[c]["error_rms"][0] / inits[c]["error_rms"][-1], inits[c]["error_growth_predicted"]) for c in shown]
+    say("weights" + "".join(f"{g:23.3g}x" for g in grads) + "   (gradients, batch averages)")
+    say("dL/da  " + "".join(f"{f'{m:.3g}x ({p:.3g}x)':>24s}" for m, p in errors) + "   (each example's own)")
+    say("chi per layer, mean-field (layer 1 first):")
+    for c in [("normal", "none"), ("kaiming", "none")]:
+        say(f"  {c[0]:8s}" + " ".join(f"{x:.3g}" for x in inits[c]["chi"]))
     worst = max(abs(m / p - 1) for s in inits.values() for m, p in zip(s["pre_std"], s["pre_std_predicted"]) if p > 0)
     spread = max(
         abs(a - b)
@@ -478,9 +526,11 @@ def main(argv=None):
 
     runs = {}
     for config in configs:
-        gen = common.generator(args.seed)
-        model = build(vocab, args, *config, gen, device)
-        history, best = train(model, Xtr, Ytr, Xdev, Ydev, args, gen, report if not runs else None)
+        # Weights from one stream, batches from another: a model of another size draws more weights,
+        # but every configuration trains on the same batches.
+        model = build(vocab, args, *config, common.generator(args.seed), device)
+        batches = common.batch_generator(args.seed)
+        history, best = train(model, Xtr, Ytr, Xdev, Ydev, args, batches, report if not runs else None)
         model.load_state_dict(best["state"])
         runs[config] = {"history": history, "best": best, "model": model}
         say(f"{name(*config):40s} dev {best['dev']:.4f} (step {best['step']}), {history['seconds']:.1f} s of training")
@@ -498,6 +548,11 @@ def main(argv=None):
         "device": str(device),
         "init_loss": stats["loss"],
         "init_loss_full_scale": loss_full_scale,
+        "init_full_scale": {k: at_full_scale[k] for k in ["logit_std", "top_prob", "top_right"]},
+        "init_compared": {
+            f"{c[0]}, norm {c[1]}": {k: inits[c][k] for k in ["grad_std", "error_rms", "error_growth_predicted", "chi"]}
+            for c in shown
+        },
         "init": {k: v for k, v in stats.items() if k != "activations"},
         "compared": {
             name(*c): {"dev_loss": r["best"]["dev"], "seconds": r["history"]["seconds"]} for c, r in runs.items()

@@ -145,8 +145,10 @@ def init_model(vocab_size, args, gen):
 
 def forward(params, X):
     """Logits (n, vocab) for contexts X (n, block_size)."""
-    # Look up each character's vector (C[X], written as F.embedding: the same lookup, but its gradient
-    # is summed in a fixed order, so that runs repeat to the last digit), then concatenate the block.
+    # Look up each character's vector, then concatenate the block. F.embedding(X, C) is the lookup C[X];
+    # written this way it is what nn.Embedding (lessons 7 and 9) runs. Both spellings repeat to the last
+    # digit from run to run on a CPU, but their backward passes add up a row's gradients differently, so
+    # trained numbers differ between them in the last digits.
     h = F.embedding(X, params["C"]).flatten(1)
     layer = 1
     while f"W{layer}" in params:
@@ -166,8 +168,14 @@ def evaluate(params, X, Y, batch=65_536):
 
 
 # %% Training loop
-def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
-    """Mini-batch training; returns the history and the parameters with the best dev loss."""
+def train(params, Xtr, Ytr, Xdev, Ydev, args, batches, on_eval=None):
+    """Mini-batch training; returns the history and the parameters with the best dev loss.
+
+    `batches` is the generator the batch order is drawn from (common.batch_generator(seed) in the
+    lesson): a stream apart from the one that drew the weights, so a model of another size sees the
+    same batches. Each step draws its examples anew, with replacement: there are no epochs, and an
+    example may come twice in one batch or not at all in a run.
+    """
     for p in params.values():
         p.requires_grad_(True)
     optimizer = make_optimizer(params, args)
@@ -177,7 +185,7 @@ def train(params, Xtr, Ytr, Xdev, Ydev, args, gen, on_eval=None):
     log = TrainingLog(params, Xdev, Ydev, args, on_eval)
     try:
         for step in range(args.steps):
-            batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)  # seeded draw
+            batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=batches).to(Xtr.device)  # seeded draw
             loss = F.cross_entropy(forward(params, Xtr[batch]), Ytr[batch])
             optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: clear the last step's first
             loss.backward()
@@ -294,7 +302,7 @@ def main(argv=None):
             save_checkpoint(checkpoint, best["params"], itos, args, best["step"], best["dev"])
         say(f"step {step:6d} | train {train_loss:.4f} | dev {dev_loss:.4f} | {speed:5.0f} steps/s")
 
-    history, best = train(params, Xtr, Ytr, Xdev, Ydev, args, gen, report)
+    history, best = train(params, Xtr, Ytr, Xdev, Ydev, args, common.batch_generator(args.seed), report)
     if history.get("interrupted"):
         say(f"interrupted: the best model so far (step {best['step']}) is in {checkpoint}")
     if best["params"] is None:
@@ -327,7 +335,7 @@ def main(argv=None):
 
     if not args.no_figure:
         # Panel (b) of the figure: a learning-rate search, a second short run on a fresh model.
-        search = lr_search(args, len(itos), Xtr, Ytr, gen)
+        search = lr_search(args, len(itos), Xtr, Ytr, gen, common.batch_generator(args.seed))
         say(
             f"learning-rate search ({len(search['rates'])} AdamW steps of a fresh model, the rate raised each step): "
             f"the smoothed loss falls fastest at {search['steepest']:.1e} and is lowest at {search['lowest']:.1e}"
@@ -390,8 +398,11 @@ def sample(params, itos, block_size, gen, max_length=30):
 
 
 # %% Look: training curves, the learning-rate search, the embedding, the comparison
-def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300, window=15):
+def lr_search(args, vocab_size, Xtr, Ytr, gen, batches, steps=300, window=15):
     """Loss against learning rate, raising the rate exponentially from 1e-4 to 1 over `steps` steps.
+
+    A fresh model with weights from `gen`, on batches from `batches` (the lesson passes a new
+    common.batch_generator(seed): the batches its training run began with).
 
     Returns the rates and batch losses, their running mean over `window` steps, and the rates where
     that mean falls fastest (per factor of ten in the rate) and where it is lowest.
@@ -402,7 +413,7 @@ def lr_search(args, vocab_size, Xtr, Ytr, gen, steps=300, window=15):
     losses = []
     for lr in rates:
         optimizer.param_groups[0]["lr"] = lr
-        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen).to(Xtr.device)
+        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=batches).to(Xtr.device)
         loss = F.cross_entropy(forward(params, Xtr[batch]), Ytr[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -123,8 +123,8 @@ def train(x, y, vocab_size, args, device, optimizer_name, lr, stop_below=None):
     history = {"loss": [], "seconds": [], "diverged": None}
     start = time.perf_counter()
     for step in range(1, args.epochs + 1):
-        # one_hot(x) @ W is row x[i] of W for each example i (shown in main): a lookup, F.embedding(x, W).
-        # (W[x] is the same lookup, but its gradient is summed in an order that varies between runs.)
+        # one_hot(x) @ W is row x[i] of W for each example i (shown in main): a lookup. W[x] looks the rows
+        # up too; F.embedding(x, W) is the same lookup under the name of nn.Embedding, the next lesson's layer.
         logits = F.embedding(x, W)
         loss = F.cross_entropy(logits, y)  # = nll_by_hand(logits, y), computed stably
         history["loss"].append(loss.item())

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import common
-from bench import lesson1, lesson3, lesson4, lesson5, lesson6, lesson7, lesson8, lesson9
+from bench import lesson1, lesson2, lesson3, lesson4, lesson5, lesson6, lesson7, lesson8, lesson9, lesson10
 
 SUITES = {
     "LR_noDatasetClass": lesson1.rows,
+    "LR_miniBatch_datasetDataLoader": lesson2.rows,
     "LR_miniBatch_PyTorchWay": lesson3.rows,
     "LogReg_PyTorch": lesson4.rows,
     "softmax_classifier": lesson5.rows,
@@ -24,6 +25,7 @@ SUITES = {
     "dnn_batchnorm": lesson7.rows,
     "cnn_digits": lesson8.rows,
     "ddp_training": lesson9.rows,
+    "transformer_names": lesson10.rows,
 }
 
 
@@ -57,8 +59,9 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown lesson {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}")
     for name in args.lessons or SUITES:
-        title, rows = SUITES[name](timed)
-        table = format_table(f"{name}: {title}", rows)
+        tables = SUITES[name](timed)  # (title, rows), or a list of them
+        tables = tables if isinstance(tables, list) else [tables]
+        table = "\n".join(format_table(f"{name}: {title}", rows) for title, rows in tables)
         print(f"\n{table}", end="")
         save(table, common.REPO / "results" / "bench" / f"{name}.txt")
 

@@ -5,6 +5,8 @@ lesson 2's train() and its streamed least squares need nothing but __len__ and _
 Run: python -m exercises.lesson2_thermometer
 """
 
+import argparse
+
 import torch
 from torch.utils.data import Dataset
 
@@ -27,7 +29,8 @@ class Thermometer(Dataset):
         return self.x[i], self.y[i]
 
 
-def run(lr=0.1, epochs=20, seed=0):
+def run(argv=(), lr=0.1, epochs=20):
+    seed = seed_of(argv)  # the readings are fixed: the seed changes only the batch order
     data = Thermometer()
     stats = lesson2.line_statistics(data)
     result = {}
@@ -36,6 +39,13 @@ def run(lr=0.1, epochs=20, seed=0):
         result[f"gap_batch_{batch_size}"] = float(lesson2.gaps(history, stats)[-1])
         result[f"steps_batch_{batch_size}"] = len(history["w"]) - 1
     return result
+
+
+def seed_of(argv):
+    """--seed N from the command line (default 0): redraws the data and batches, to see the spread."""
+    p = argparse.ArgumentParser(prog=__name__)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(list(argv)).seed
 
 
 if __name__ == "__main__":

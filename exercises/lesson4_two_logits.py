@@ -27,7 +27,7 @@ def run(argv=()):
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
     loader = DataLoader(TensorDataset(x, labels), batch_size=args.batch_size, shuffle=True,
-                        generator=common.generator(args.seed))  # fmt: skip
+                        generator=common.batch_generator(args.seed))  # fmt: skip
     for _ in range(args.epochs):
         for xb, yb in loader:
             loss = F.cross_entropy(model(xb), yb)

@@ -5,6 +5,8 @@ the training step (a row lookup, F.cross_entropy, Adam) is the lesson's. Words, 
 reference come from the lesson too. Run: python -m exercises.lesson5_trigram
 """
 
+import argparse
+
 import torch
 import torch.nn.functional as F
 
@@ -35,7 +37,8 @@ def train(x, y, rows, V, steps, lr):
     return W.detach()
 
 
-def run(data=common.REPO / "data" / "names.txt", steps=60, lr=0.5, seed=0):
+def run(argv=(), data=common.REPO / "data" / "names.txt", steps=60, lr=0.5):
+    seed = seed_of(argv)
     train_words, dev_words = lesson5.load_words(data, 0.1, common.generator(seed))  # the lesson's split
     itos = [lesson5.BOUNDARY, *sorted(set("".join(train_words + dev_words)))]
     stoi = {c: i for i, c in enumerate(itos)}
@@ -52,7 +55,17 @@ def run(data=common.REPO / "data" / "names.txt", steps=60, lr=0.5, seed=0):
         result[f"{name}_dev"] = float(F.cross_entropy(W[x_dev].double(), y_dev))
         result[f"{name}_count_dev_smoothed"] = lesson5.count_nll(N, x_dev, y_dev, smoothing=1.0)
         result[f"{name}_unseen_contexts"] = int((N.sum(dim=1) == 0).sum())  # rows never seen in training
+    # Of those, the contexts (letter, end marker) cannot occur at all: nothing follows the end of a word.
+    ends = [stoi[c] * V + stoi[lesson5.BOUNDARY] for c in itos[1:]]
+    result["trigram_unseen_letter_then_end"] = int((N.sum(dim=1)[ends] == 0).sum())
     return result
+
+
+def seed_of(argv):
+    """--seed N from the command line (default 0): redraws the data and batches, to see the spread."""
+    p = argparse.ArgumentParser(prog=__name__)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(list(argv)).seed
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 DDP averages the gradients of W workers, each on batch-size / W examples. One process can do the
 same sum in sequence: backward() on each of the W slices of the batch, each loss divided by W,
-then one optimizer step; .grad accumulates the rest (lesson 1). The slices, model and initial
-weights are the lesson's; the reference is its single-process training on the whole batch.
-Run: python -m exercises.lesson9_accumulation
+then one optimizer step; .grad accumulates the rest (lesson 1). The data, the initial weights, the
+global batches and their slices are the lesson's (ddp_training.start, initial_model, draw_batch and
+common.batch_generator); the reference is the lesson's single-process training on whole batches.
+Run: python -m exercises.lesson9_accumulation   (200 steps; flags as the lesson's)
 """
 
 import sys
@@ -16,11 +17,11 @@ import common
 import ddp_training as lesson9
 
 
-def train_accumulating(model, Xtr, Ytr, args, gen, pieces, divide=True):
+def train_accumulating(model, Xtr, Ytr, args, batches, pieces, divide=True):
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     B = args.batch_size // pieces
     for _ in range(args.steps):
-        batch = torch.randint(0, len(Xtr), (args.batch_size,), generator=gen)  # the lesson's draw
+        batch = lesson9.draw_batch(len(Xtr), args, batches)  # the lesson's global batch
         optimizer.zero_grad(set_to_none=True)
         for k in range(pieces):  # worker k's slice, one after the other
             rows = batch[k * B : (k + 1) * B]
@@ -29,26 +30,30 @@ def train_accumulating(model, Xtr, Ytr, args, gen, pieces, divide=True):
         optimizer.step()
 
 
-def run(argv=("--steps", "200")):
-    args = lesson9.parse_args(list(argv))
-    pieces = args.workers
-    lesson9.check_split(args.batch_size, pieces)
-    itos, Xtr, Ytr, _, _ = lesson9.load_data(args, common.generator(args.seed))
-
-    def fresh():
-        return lesson9.make_model(len(itos), args, common.generator(args.seed))
-
-    reference = fresh()
-    lesson9.train(reference, Xtr, Ytr, args, common.generator(args.seed), slice(None), args.steps)
-    result = {}
+def models(args):
+    """{"reference", "divided", "not_divided"}: the lesson's single-process run, and the accumulating ones."""
+    itos, (Xtr, Ytr, _, _), weights = lesson9.start(args)
+    reference = lesson9.initial_model(itos, args, weights)
+    lesson9.train(reference, Xtr, Ytr, args, common.batch_generator(args.seed), slice(None), args.steps)
+    trained = {"reference": reference}
     for name, divide in [("divided", True), ("not_divided", False)]:
-        model = fresh()
-        train_accumulating(model, Xtr, Ytr, args, common.generator(args.seed), pieces, divide)
-        diff = lesson9.max_difference(lesson9.snapshot(model), lesson9.snapshot(reference))
-        result[f"max_param_diff_{name}"] = diff
-    return result
+        model = lesson9.initial_model(itos, args, weights)
+        train_accumulating(model, Xtr, Ytr, args, common.batch_generator(args.seed), args.workers, divide)
+        trained[name] = model
+    return trained
+
+
+def run(argv=()):
+    args = lesson9.parse_args(["--steps", "200", *argv])  # 200 steps unless the flags say otherwise
+    lesson9.check_split(args.batch_size, args.workers)
+    trained = models(args)
+    reference = lesson9.snapshot(trained["reference"])
+    return {
+        f"max_param_diff_{name}": lesson9.max_difference(lesson9.snapshot(trained[name]), reference)
+        for name in ["divided", "not_divided"]
+    }
 
 
 if __name__ == "__main__":
-    for key, value in run(sys.argv[1:] or ("--steps", "200")).items():
+    for key, value in run(sys.argv[1:]).items():
         print(f"{key}: {value:.2g}")

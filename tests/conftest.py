@@ -1,5 +1,6 @@
 """Helpers shared by the lesson tests."""
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -78,9 +79,21 @@ SMOKE_ARGS = {
         "out",
     ],
     "cnn_digits": ["--canvas", "12", "--channels", "8,16", "--epochs", "2"],
+    "transformer_names": [
+        *["--steps", "30", "--eval-every", "15", "--emb-dim", "16", "--heads", "2", "--layers", "1"],
+        *["--batch-size", "16", "--samples", "3", "--no-compare", "--out", "out"],
+    ],
 }
 _smoke_runs = {}
 _notebook_runs = {}
+
+
+def pytest_report_header():
+    # Which vectorized kernels PyTorch runs here: they change the last digits of every trained number
+    # (README.org, "Tests and lint"), so a report from another machine says which ones it had.
+    forced = os.environ.get("ATEN_CPU_CAPABILITY")
+    how = f"forced by ATEN_CPU_CAPABILITY={forced}" if forced else "picked for this CPU; ATEN_CPU_CAPABILITY unset"
+    return f"CPU kernels: {torch.backends.cpu.get_cpu_capability()} ({how})"
 
 
 def pytest_collection_modifyitems(items):

@@ -30,6 +30,51 @@ def test_line_at_reduced_epochs_reports_w_and_b_in_raw_units():
     assert metrics["w"] == pytest.approx(3.0, abs=0.3)  # the slope the noisy line was drawn with
 
 
+def test_the_default_run_on_the_line_takes_mini_batches():
+    metrics = lesson.main(["--epochs", "5", *QUICK])
+    assert metrics["batch_size"] == 16 and metrics["n_train"] == 80  # 5 steps per epoch, not one
+
+
+def test_every_variant_the_figure_compares_trains_on_the_same_batches(monkeypatch):
+    # The batches come from a stream of their own (common.batch_generator), so the scalings and
+    # optimizers differ only in what the text says they differ in. The targets of each batch are
+    # standardized the same way for every feature scaling: they name the rows a batch holds.
+    runs = []
+
+    class Recording(lesson.DataLoader):
+        def __iter__(self):
+            for batch in super().__iter__():
+                runs[-1].append(batch[1].clone())
+                yield batch
+
+    monkeypatch.setattr(lesson, "DataLoader", Recording)
+    args = lesson.parse_args(["--epochs", "2", "--batch-size", "16"])
+    X, Y, *_ = lesson.load_dataset("line", common.generator(0))
+    for scaling, optimizer in [("standardize", "sgd"), ("rownorm", "sgd"), ("standardize", "adam")]:
+        runs.append([])
+        lesson.train(X[:80], Y[:80], X[80:], Y[80:], args, "cpu", scaling, optimizer, 0.1)
+    assert len(runs[0]) == 10  # 2 epochs of 5 batches
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], other, strict=True))
+    assert not torch.equal(runs[0][0], runs[0][5])  # each epoch reshuffles
+
+
+def test_sgd_step_is_the_hand_update_of_lessons_1_and_2_only_without_momentum():
+    def two_steps(momentum):
+        w = torch.tensor([1.0, -2.0], requires_grad=True)
+        optimizer = torch.optim.SGD([w], lr=0.1, momentum=momentum)
+        for _ in range(2):
+            optimizer.zero_grad()
+            (0.5 * (w**2).sum()).backward()  # the gradient is w itself
+            optimizer.step()
+        return w.detach()
+
+    start = torch.tensor([1.0, -2.0])
+    assert torch.allclose(two_steps(0.0), start * 0.9 * 0.9)  # w -= lr * w.grad, twice
+    # momentum 0.9: v1 = g1 = w0, w1 = 0.9 w0; v2 = 0.9 v1 + g2 = 1.8 w0, w2 = w1 - 0.1 v2 = 0.72 w0
+    assert torch.allclose(two_steps(0.9), start * 0.72)
+
+
 def test_adam_reaches_least_squares_too():
     assert lesson.main(["--dataset", "diabetes", "--optimizer", "adam", *QUICK])["gap"] < 1e-3
 
@@ -94,7 +139,15 @@ def test_mean_absolute_error_with_two_targets_is_solved_exactly_target_by_target
 
 def test_row_normalization_verdict_comes_from_the_numbers(capsys):
     lesson.main(["--scaling", "rownorm", "--epochs", "5", "--no-figure"])
-    assert "above the optimum: a different, worse model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "above the optimum: a different, worse model" in out
+    assert "on the same training split, with standardized features" in out  # which reference it is
+
+
+def test_a_diverging_fourth_power_names_the_loss_not_the_scaling(cli):
+    status, _, err = cli(lesson, ["--outliers", "5", "--loss-power", "4", "--epochs", "3", "--no-figure"])
+    assert_one_line_error(status, err, "diverged at epoch", "--loss-power 4", "--optimizer adam")
+    assert "--scaling" not in err  # the features are standardized already
 
 
 def test_mean_absolute_error_reaches_the_median_regression_despite_outliers():

@@ -76,6 +76,33 @@ def test_mini_batches_beat_full_batch_per_epoch_not_per_step():
     assert lesson.mse(mini["w"][10], mini["b"][10], stats) >= 0.9 * lesson.mse(full["w"][10], full["b"][10], stats)
 
 
+class RecordedLine(lesson.NoisyLine):
+    """The noisy line, noting which rows are read, in order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read = []
+
+    def __getitem__(self, i):
+        self.read.append(int(i))
+        return super().__getitem__(i)
+
+
+def test_every_batch_size_cuts_the_same_shuffle_of_the_rows():
+    # The batch order comes from its own stream (common.batch_generator): the same seed gives the same
+    # order of rows, epoch after epoch, whatever the batch size, and whatever drew the data.
+    orders = []
+    for batch_size, data_seed in [(20, 0), (50, 0), (7, 5)]:
+        data = RecordedLine(generator=common.generator(data_seed))
+        lesson.train(data, 1e-5, 0.01, batch_size, epochs=3, seed=0, device="cpu")
+        orders.append(data.read)
+    assert orders[0] == orders[1] == orders[2]
+    assert sorted(orders[0][:100]) == list(range(100)) and orders[0][:100] != orders[0][100:200]
+    other = RecordedLine(generator=common.generator(0))
+    lesson.train(other, 1e-5, 0.01, 20, epochs=3, seed=1, device="cpu")
+    assert other.read != orders[0]
+
+
 def test_memmap_file_gives_the_same_result_as_memory(tmp_path):
     path = tmp_path / "line.npy"
     in_memory = lesson.main(["--epochs", "10", "--save-npy", str(path), *QUICK])

@@ -71,7 +71,10 @@ def test_float32_sigmoid_is_exactly_one_from_24_ln_2_and_exactly_zero_only_below
 
 def test_handwritten_loss_ends_in_the_clear_message_and_bce_does_not(cli):
     status, _, err = cli(lesson, ["--loss", "handwritten", "--no-figure"])
-    assert_one_line_error(status, err, "became nan at epoch", "saturated", "--loss bce_logits")
+    assert_one_line_error(status, err, "became nan at epoch", "mini-batch", "exactly 0 or 1", "--loss bce_logits")
+    # It names the scores it happened to: each at or above 24 ln 2, where float32's sigmoid is exactly 1.
+    scores = err.split("scores z = ", 1)[1].split(" is exactly", 1)[0].removesuffix(", ...").split(", ")
+    assert scores and all(float(z) >= 24 * math.log(2) for z in scores)
     metrics = lesson.main(["--loss", "bce", *QUICK])
     assert metrics["gap"] < 1e-3
 
@@ -90,6 +93,17 @@ def test_separable_classes_have_no_gap_and_say_so(capsys):
     assert "linearly separable" in out and "--weight-decay" in out
     penalized = lesson.main(["--std", "0.5", "--epochs", "100", "--weight-decay", "0.01", *QUICK])
     assert not penalized["separable"] and penalized["objective_gap"] < 1e-3
+
+
+def test_on_separable_data_the_gradient_becomes_exactly_zero_and_w_stops(capsys):
+    metrics = lesson.main(["--mean0", "-10", "--mean1", "10", "--epochs", "60", "--no-figure"])
+    out = capsys.readouterr().out
+    assert metrics["separable"]
+    # every p - y rounds to exactly 0 early on; momentum alone carries w on for a while, then w is fixed
+    assert 0 < metrics["last_gradient_epoch"] <= metrics["last_move_epoch"] < 60
+    assert f"after epoch {metrics['last_gradient_epoch']} every gradient was exactly 0" in out
+    overlapping = lesson.main(["--epochs", "20", *QUICK])
+    assert overlapping["last_gradient_epoch"] == overlapping["last_move_epoch"] == 20
 
 
 def test_separability_check():

@@ -48,6 +48,11 @@ BASE_ARGS = {
         *["--block-size", "3", "--emb-dim", "4", "--hidden", "16", "--layers", "1", "--batch-size", "32"],
     ],
     "cnn_digits": ["--canvas", "9", "--channels", "2", "--epochs", "1", "--test-fraction", "0.95"],
+    # with the comparison: lesson 6's MLP trains for as long as this tiny transformer did
+    "transformer_names": [
+        *["--steps", "10", "--eval-every", "5", "--data", "{words}", "--samples", "2"],
+        *["--emb-dim", "8", "--heads", "2", "--layers", "1", "--batch-size", "16"],
+    ],
 }
 NUMBERS = ["0", "1", "-1", "0.999", "nan", "inf", "-inf", "1e30", "-1e30", "ten", ""]
 CHOICES = ["nope", ""]

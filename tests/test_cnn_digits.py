@@ -8,9 +8,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 import cnn_digits as lesson
+import common
+from exercises import lesson8_mean_pool
 from tests.conftest import assert_one_line_error, assert_png, smoke_run
 
 SMALL = ["--canvas", "12", "--channels", "16,32", "--epochs", "6", "--lr", "0.01", "--quiet", "--no-figure"]
+TINY = ["--canvas", "10", "--channels", "4", "--epochs", "1", "--test-fraction", "0.95", "--quiet", "--no-figure"]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,45 @@ def test_same_seed_same_numbers():
     for key in ["loss", "cnn_shifted", "mlp_shifted", "svc_shifted"]:
         assert first[key] == again[key]
     assert first["loss"] != other["loss"]
+
+
+def record_training(monkeypatch):
+    """Wrap lesson.train: for every call, (the model's class, its initial weights, its batch stream's state)."""
+    calls, real = [], lesson.train
+
+    def train(model, images, labels, args, batches, *rest):
+        weights = {k: v.clone() for k, v in model.state_dict().items()}
+        calls.append((type(model).__name__, weights, batches.get_state()))
+        return real(model, images, labels, args, batches, *rest)
+
+    monkeypatch.setattr(lesson, "train", train)
+    return calls
+
+
+def same_weights(first, second):
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_cnn_and_mlp_see_the_same_batches_and_positions_whatever_their_size(monkeypatch):
+    calls = record_training(monkeypatch)
+    lesson.main([*TINY, "--augment"])
+    lesson.main([*TINY, "--augment", "--channels", "8,8"])  # larger networks draw more initial weights
+    assert [name for name, *_ in calls] == ["CNN", "Sequential"] * 2
+    start = common.batch_generator(0).get_state()  # the batch order and --augment's positions come from here
+    assert all(torch.equal(state, start) for *_, state in calls)
+
+
+def test_mean_pool_exercise_trains_the_lessons_cnn_and_a_twin_from_the_same_weights_and_batches(monkeypatch):
+    calls = record_training(monkeypatch)
+    lesson_run = lesson.main(TINY)
+    exercise = lesson8_mean_pool.run(TINY)
+    (_, cnn, _), _, (name_max, max_pool, _), (name_mean, mean_pool, _) = calls
+    assert (name_max, name_mean) == ("CNN", "MeanPoolCNN")
+    assert same_weights(max_pool, cnn) and same_weights(mean_pool, cnn)
+    start = common.batch_generator(0).get_state()
+    assert all(torch.equal(state, start) for *_, state in calls)
+    # so the exercise's max-pool CNN is the lesson's CNN, result for result
+    assert (exercise["max_centred"], exercise["max_shifted"]) == (lesson_run["cnn_centred"], lesson_run["cnn_shifted"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -16,6 +16,7 @@ import torch.distributed as dist
 import common
 import ddp_training as lesson
 import mlp_embedding as lesson6
+from exercises import lesson9_accumulation
 from tests.conftest import REPO, assert_one_line_error, assert_png, smoke_run
 
 SMALL = ["--block-size", "3", "--emb-dim", "8", "--hidden", "32", "--layers", "1", "--batch-size", "32"]
@@ -36,15 +37,46 @@ def test_two_workers_end_where_one_process_ends_even_launched_like_a_notebook(na
     assert m["bn_diff_per_worker"] <= 1e-6 and m["bn_diff_whole_batch"] > 1e-3
     assert m["ddp_steps_per_s"] > 0 and m["ref_steps_per_s"] > 0 and 0 <= m["comm_share"] <= 1
 
-    # Independently of the lesson's own comparison: rank 0's checkpoint against one process trained here.
+    # Independently of the lesson's own comparison: rank 0's checkpoint against one process trained here,
+    # with the data and initial weights from the seed's generator, the batches from its batch stream.
     args = lesson.parse_args(argv)
     gen = common.generator(args.seed)
     itos, Xtr, Ytr, _, _ = lesson.load_data(args, gen)
     reference = lesson.make_model(len(itos), args, gen)
-    lesson.train(reference, Xtr, Ytr, args, gen, slice(None), args.steps)
+    lesson.train(reference, Xtr, Ytr, args, common.batch_generator(args.seed), slice(None), args.steps)
     saved = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
+    # The bound the lesson asserts; a run from other weights or on other batches differs by over 1e-2.
     for name, value in reference.state_dict().items():
         torch.testing.assert_close(saved[name], value, rtol=0, atol=1e-4)
+    # Exercise 2's single process, accumulating the two workers' slices, ends there too.
+    accumulated = lesson9_accumulation.models(args)["divided"].state_dict()
+    for name, value in accumulated.items():
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=1e-4)
+
+
+def test_accumulation_exercise_starts_from_the_lessons_weights_and_batches(names_subset, tmp_path, monkeypatch):
+    # Record every training's initial weights and batch stream: the lesson's DDP run and reference
+    # (one worker, in this process) and the exercise's three runs.
+    calls = []
+
+    def recording(train):
+        def wrapped(model, Xtr, Ytr, args, batches, *rest, **kwargs):
+            module = getattr(model, "module", model)  # inside DDP
+            if not any(isinstance(m, torch.nn.BatchNorm1d) for m in module.modules()):
+                calls.append(([p.detach().clone() for p in module.parameters()], batches.get_state()))
+            return train(model, Xtr, Ytr, args, batches, *rest, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(lesson, "train", recording(lesson.train))
+    monkeypatch.setattr(lesson9_accumulation, "train_accumulating", recording(lesson9_accumulation.train_accumulating))
+    argv = [*SMALL, "--steps", "2", "--data", str(names_subset), "--out", str(tmp_path)]
+    lesson.main([*argv, "--workers", "1", "--quiet", "--no-figure"])
+    lesson9_accumulation.models(lesson.parse_args([*argv, "--workers", "2"]))
+    assert len(calls) == 5  # DDP, its reference; the exercise's reference, divided, not divided
+    weights, start = calls[0][0], common.batch_generator(0).get_state()
+    for params, state in calls:
+        assert all(torch.equal(p, q) for p, q in zip(params, weights)) and torch.equal(state, start)
 
 
 def test_model_is_lesson_6s_model():

@@ -91,12 +91,35 @@ def test_weight_gradients_through_depth(probe):
     assert grads["small"].max() < 1e-3 * grads["kaiming"].min()
 
 
+def test_each_examples_error_grows_backwards_as_mean_field_predicts(probe):
+    X, Y, vocab = probe
+    growth = {}
+    for init in ["normal", "kaiming"]:
+        model = fresh(vocab, init, "none")
+        stats = lesson.init_statistics(model, init, X, Y)
+        errors, grads = lesson.init_errors(model, X, Y), lesson.init_gradients(model, X, Y)
+        growth[init] = errors[0] / errors[-1], grads[0] / grads[-1], stats
+        # dL/da of one example, layer 1 against the last: the square root of the product of the layers'
+        # chi (the lesson's data give 75x against 85x predicted for N(0, 1), 1.13x against 1.20x for Kaiming;
+        # layers of 128 units are not the wide limit)
+        assert errors[0] / errors[-1] == pytest.approx(stats["error_growth_predicted"], rel=0.25)
+    error, grad, stats = growth["normal"]
+    # N(0, 1) is chaotic, chi far above 1 in every layer; the batch's averaged weight gradients grow less
+    # than each example's error (51.7x against 75x in the lesson): the examples agree less in the first layers
+    assert min(stats["chi"]) > 3 and 10 < grad < error
+
+
 def test_initial_loss_is_near_ln_27_with_the_output_layer_scaled_down(probe):
     X, Y, vocab = probe
     scaled = lesson.init_statistics(fresh(vocab, "kaiming", "batch"), "kaiming", X, Y)["loss"]
-    full = lesson.init_statistics(fresh(vocab, "kaiming", "batch", out_scale="1"), "kaiming", X, Y)["loss"]
+    full = lesson.init_statistics(fresh(vocab, "kaiming", "batch", out_scale="1"), "kaiming", X, Y)
     assert scaled == pytest.approx(math.log(vocab), abs=0.02)
-    assert full > scaled + 0.2  # confident, wrong guesses cost more than knowing nothing
+    # Random logits of std sigma (about 1 here) cost about sigma^2 / 2 nats over uniform guessing (the
+    # mean of exp over 27 characters is near E[exp(sigma z)] = exp(sigma^2 / 2)); the guesses are not
+    # confident (top probability far below 1/2), only wrong: the top character is rarely the right one.
+    extra = full["loss"] - scaled
+    assert extra > 0.2 and extra == pytest.approx(full["logit_std"] ** 2 / 2, rel=0.25)
+    assert full["top_prob"] < 0.5 and full["top_right"] < 0.1
 
 
 def test_batchnorm_makes_the_statistics_independent_of_the_weight_scale(probe):
@@ -144,6 +167,25 @@ def test_batchnorm_train_mode_gives_another_dev_loss_and_samples_use_eval_mode(c
     state = torch.load(out / "model.pt", weights_only=True)
     assert state["dev_loss"] == pytest.approx(metrics["dev_loss"], rel=1e-6)
     assert any("running_mean" in key for key in state["state"])  # eval mode needs them: they are saved
+
+
+def test_every_configuration_trains_on_the_same_batches(quick, monkeypatch):
+    # The configurations differ in size (4 x 64 with and without biases, lesson 6's 2 x 256), so they draw
+    # different numbers of initial weights; the batches they train on must not depend on that.
+    drawn, randint = [], torch.randint
+
+    def recording(*args, **kwargs):
+        out = randint(*args, **kwargs)
+        if args[2] == (64,):  # the training batches (the probe of 2,048 examples is drawn once, apart)
+            drawn.append(out.clone())
+        return out
+
+    monkeypatch.setattr(torch, "randint", recording)
+    metrics = lesson.main([*quick, "--steps", "3", "--eval-every", "3", "--samples", "0"])
+    assert len(metrics["compared"]) == 5 and len(drawn) == 5 * 3
+    runs = [torch.stack(drawn[i : i + 3]) for i in range(0, len(drawn), 3)]
+    assert all(torch.equal(run, runs[0]) for run in runs)
+    assert not torch.equal(runs[0][0], runs[0][1])  # ... while one step's batch is not the next one's
 
 
 def test_same_seed_same_numbers(quick):

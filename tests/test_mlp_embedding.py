@@ -43,6 +43,46 @@ def test_same_seed_same_numbers(quick, learner_threads):
     assert first["loss"] != other["loss"]
 
 
+def record_batches(monkeypatch, batch_size):
+    """A list that fills with every batch of `batch_size` indices drawn from now on."""
+    drawn, randint = [], torch.randint
+
+    def recording(*args, **kwargs):
+        out = randint(*args, **kwargs)
+        if args[2] == (batch_size,):
+            drawn.append(out.clone())
+        return out
+
+    monkeypatch.setattr(torch, "randint", recording)
+    return drawn
+
+
+def test_batch_order_does_not_depend_on_the_model_size(quick, monkeypatch):
+    drawn = record_batches(monkeypatch, 64)
+    run = [*quick, "--steps", "3", "--eval-every", "3", "--samples", "0"]
+    lesson.main([*run, "--hidden", "32"])
+    lesson.main([*run, "--hidden", "64", "--layers", "2"])  # many more initial weights drawn first
+    assert len(drawn) == 2 * 3
+    assert all(torch.equal(a, b) for a, b in zip(drawn[:3], drawn[3:]))
+    assert not torch.equal(drawn[0], drawn[1])
+
+
+def test_mean_pooling_exercise_trains_both_models_on_the_same_batches(quick, monkeypatch):
+    from exercises import lesson6_mean_pooling
+
+    drawn = record_batches(monkeypatch, 64)
+    started, train = [], lesson.train
+
+    def recording_train(params, *args, **kwargs):
+        started.append(params["C"].detach().clone())
+        return train(params, *args, **kwargs)
+
+    monkeypatch.setattr(lesson, "train", recording_train)
+    lesson6_mean_pooling.run([*quick, "--steps", "3", "--eval-every", "3"])
+    assert len(drawn) == 2 * 3 and all(torch.equal(a, b) for a, b in zip(drawn[:3], drawn[3:]))
+    assert len(started) == 2 and torch.equal(started[0], started[1])  # the same initial embedding table
+
+
 def test_checkpoint_round_trip_and_sample_only(quick, tmp_path):
     trained = lesson.main(["--steps", "100", "--eval-every", "50", *quick])
     state = lesson.load_checkpoint(tmp_path / "out" / "model.pt")

@@ -6,8 +6,11 @@ LaTeX as its source. So every formula is written as plain text, and its LaTeX go
 Each renderer is tested where it is installed, and skipped with the reason where it is not.
 """
 
+import difflib
 import html
 import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +19,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from tests.test_readme import RUNNABLE, block_output
 
 README = (REPO / "README.org").read_text()
 FORMULAS = README.count("#+begin_formula")
@@ -133,7 +137,63 @@ def test_every_internal_link_of_course_md_reaches_a_heading():
     assert links and not set(links) - set(github_anchors(headings))
 
 
-@pytest.mark.skipif(shutil.which("emacs") is None, reason="Emacs is absent")
+needs_emacs = pytest.mark.skipif(shutil.which("emacs") is None, reason="Emacs is absent")
+
+# Emacs re-running every block of a copy of README.org (org-babel-execute-buffer) and saving it;
+# a sh block is never run, as every one is marked :eval no. `{python}` is how a python block runs.
+EMACS_RERUN = """
+(require 'org)
+(require 'ob-python)
+(require 'json)
+(setq org-confirm-babel-evaluate nil)
+{python}
+(find-file {readme})
+(org-babel-execute-buffer)
+(save-buffer)
+"""
+
+
+def emacs_rerun(folder, python, text):
+    """The text of README.org as Emacs leaves it after re-running every block of a copy in `folder`."""
+    copy = folder / "README.org"
+    copy.write_text(text)
+    script = folder / "rerun.el"
+    script.write_text(EMACS_RERUN.format(python=python, readme=json.dumps(str(copy))))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the blocks import the lessons, as from the repository
+    subprocess.run(["emacs", "--batch", "-Q", "-l", str(script)], cwd=folder, env=env, capture_output=True, check=True)
+    return copy.read_text()
+
+
+def assert_same_text(now, before):
+    diff = difflib.unified_diff(before.splitlines(), now.splitlines(), "README.org", "after Emacs", lineterm="", n=1)
+    assert now == before, "\n".join(list(diff)[:40])
+
+
+@needs_emacs
+def test_emacs_writes_every_blocks_results_as_they_stand(tmp_path):
+    """Each block's output, written under it by org itself, is what README.org shows there: the same lines
+    in the same form (org's ": " lines, or an example block from 10 lines on)."""
+    outputs = [block_output(m.group(2)) for m in RUNNABLE]  # run here, once for the whole suite
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    # org-babel runs each python block through org-babel-execute:python; here it hands back the
+    # block's output from the run above, in order, and org writes it as it writes any result.
+    python = (
+        '(defvar readme-outputs (append (json-read-file "outputs.json") nil))\n'
+        "(advice-add 'org-babel-execute:python :override (lambda (&rest _) (pop readme-outputs)))"
+    )
+    assert_same_text(emacs_rerun(tmp_path, python, README), README)
+
+
+@pytest.mark.slow
+@needs_emacs
+def test_emacs_running_every_block_leaves_readme_unchanged(tmp_path):
+    """The same, with each block really run by org-babel in Python, as a reader in Emacs runs them."""
+    python = f"(setq org-babel-python-command {json.dumps(sys.executable)})"
+    text = (REPO / "README.org").read_text()
+    assert_same_text(emacs_rerun(tmp_path, python, text), text)
+
+
+@needs_emacs
 def test_emacs_exports_every_formula_typeset(tmp_path):
     shutil.copy(REPO / "README.org", tmp_path)
     # No code blocks are run (babel off): only the text is exported, to HTML and to LaTeX.

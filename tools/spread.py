@@ -93,10 +93,15 @@ def table(command, seeds):
         values = {cs: r[key] for cs, r in runs.items() if key in r}
         if not all(math.isfinite(v) for v in values.values()):
             continue
-        kernels = max(max(values[c, s] for c in families) - min(values[c, s] for c in families) for s in seeds)
-        per_seed = [values[families[-1], s] for s in seeds]
+        # a result that some runs do not return (a metric of one outcome only) is measured where it is
+        both = [s for s in seeds if all((c, s) in values for c in families)]
+        gaps = [max(values[c, s] for c in families) - min(values[c, s] for c in families) for s in both]
+        kernels = max(gaps, default=0.0)
+        per_seed = [values[families[-1], s] for s in seeds if (families[-1], s) in values]
         spread = max(per_seed) - min(per_seed)
-        lines.append(f"{key:<32}  {values[families[-1], seeds[0]]:>18.10g}  {kernels:>12.3g}  {spread:>12.3g}")
+        missing = "" if len(values) == len(runs) else f"  (in {len(values)} of {len(runs)} runs)"
+        line = f"{key:<32}  {values[families[-1], seeds[0]]:>18.10g}  {kernels:>12.3g}  {spread:>12.3g}{missing}"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

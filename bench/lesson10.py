@@ -1,0 +1,106 @@
+"""transformer_names: dev loss against wall time, the transformer and lesson 6's MLP at equal budgets.
+
+For each budget (seconds of training, dev evaluations excluded) and seed, both models train from
+scratch for as many steps as take that long at the speed a short run of each measures just before;
+each lays its whole schedule (warm-up, cosine decay) over those steps, so each is trained for the
+budget, not stopped in the middle of a longer run. The actual training seconds are in the table.
+
+    python -m bench transformer_names                                   # every budget, seed 0
+    BENCH_BUDGETS="30 60" BENCH_SEEDS="0 1 2" python -m bench transformer_names
+
+Rows already measured are kept in results/bench/transformer_names.json and shown with the new ones,
+so the budgets can be run in parts; a row measured again replaces the old one. The load average at
+the start of each row says how busy the machine was (it shares its cores with whatever else runs).
+"""
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import common
+import transformer_names as lesson
+
+BUDGETS = [30, 60, 120, 300, 600]
+STORE = common.REPO / "results" / "bench" / "transformer_names.json"
+PROBE_STEPS = 60
+
+
+def transformer_run(steps, seed, out):
+    flags = ["--steps", str(steps), "--eval-every", str(max(1, steps // 10)), "--seed", str(seed)]
+    return lesson.main([*flags, "--no-compare", "--quiet", "--no-figure", "--samples", "0", "--out", out])
+
+
+def row(budget, seed):
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as out:
+        probe = transformer_run(PROBE_STEPS, seed, out)
+        steps = max(1, round(budget * PROBE_STEPS / probe["seconds"]))
+        transformer = transformer_run(steps, seed, out)
+    args = lesson.parse_args(["--seed", str(seed)])
+    mlp = lesson.lesson6_for(budget, args)
+    return {
+        "budget": budget,
+        "seed": seed,
+        "load": load,
+        "transformer": {"steps": steps, "seconds": transformer["seconds"], "dev": transformer["dev_loss"]},
+        "mlp": {"steps": mlp["steps"], "seconds": mlp["seconds"], "dev": mlp["dev_loss"]},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def rows(timed):
+    budgets = [float(b) for b in os.environ.get("BENCH_BUDGETS", " ".join(map(str, BUDGETS))).split()]
+    seeds = [int(s) for s in os.environ.get("BENCH_SEEDS", "0").split()]
+    stored = json.loads(STORE.read_text()) if STORE.exists() else {}
+    for budget in budgets:
+        for seed in seeds:
+            stored[f"{budget:g} {seed}"] = row(budget, seed)
+            common.write_atomically(STORE, lambda tmp: Path(tmp).write_text(json.dumps(stored, indent=1) + "\n"))
+    table = []
+    measured = sorted(stored.values(), key=lambda r: (r["budget"], r["seed"]))
+    for r in measured:
+        t, m = r["transformer"], r["mlp"]
+        table.append(
+            {
+                "budget s": f"{r['budget']:g}",
+                "seed": r["seed"],
+                "load": f"{r['load']:.1f}",
+                "transformer steps": t["steps"],
+                "transformer s": f"{t['seconds']:.0f}",
+                "transformer dev": f"{t['dev']:.4f}",
+                "MLP steps": m["steps"],
+                "MLP s": f"{m['seconds']:.0f}",
+                "MLP dev": f"{m['dev']:.4f}",
+                "lower": "transformer" if t["dev"] < m["dev"] else "MLP",
+            }
+        )
+    for budget in sorted({r["budget"] for r in measured}):
+        same = [r for r in measured if r["budget"] == budget]
+        if len(same) < 2:
+            continue
+        t = [r["transformer"]["dev"] for r in same]
+        m = [r["mlp"]["dev"] for r in same]
+        wins = sum(a < b for a, b in zip(t, m))
+        table.append(
+            {
+                "budget s": f"{budget:g}",
+                "seed": f"{len(same)} seeds",
+                "load": "",
+                "transformer steps": "",
+                "transformer s": "",
+                "transformer dev": f"{sum(t) / len(t):.4f} ({min(t):.4f}-{max(t):.4f})",
+                "MLP steps": "",
+                "MLP s": "",
+                "MLP dev": f"{sum(m) / len(m):.4f} ({min(m):.4f}-{max(m):.4f})",
+                "lower": f"transformer {wins} of {len(same)}",
+            }
+        )
+    title = (
+        f"dev loss after equal training budgets, transformer (lesson defaults, steps sized to the budget) against "
+        f"lesson 6's MLP (its defaults, likewise); {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}"
+    )
+    return title, table
