@@ -13,10 +13,11 @@ Extras, after the main run in this file: weight decay (in SGD and Adam a coupled
 ridge regression is the reference), and the choice of loss, mean |y - y_hat|^m with m = 1, 2, 4,
 pulled differently by outliers.
 
-Data: the noisy line of lessons 1 and 2 (default), scikit-learn's diabetes data (442 patients,
-10 features, bundled with scikit-learn), California housing (scikit-learn downloads it on first
-use), or a synthetic crop-yield problem with 3 inputs and 2 targets. Every result is checked against
-the optimum of the same problem on the same training split (scikit-learn's solvers, or scipy's).
+Data: a noisy line drawn as in lessons 1 and 2, with noise of its own (default), scikit-learn's
+diabetes data (442 patients, 10 features, bundled with scikit-learn), California housing
+(scikit-learn downloads it on first use), or a synthetic crop-yield problem with 3 inputs and 2
+targets. Every result is checked against the optimum of the same problem on the same training
+split (scikit-learn's solvers, or scipy's).
 
 Run it:
     python LR_miniBatch_PyTorchWay.py --dataset diabetes

@@ -10,7 +10,7 @@ What you will learn
 - for this model the best possible answer is known: the relative frequencies of each next
   character after each character, counted from the data. Gradient descent must approach it (it
   cannot reach it: a pair that never occurs gets probability 0 only as its score goes to -inf);
-- weight decay plays the part that add-one smoothing plays for counts; so does stopping early.
+- weight decay plays the part that add-one smoothing plays for counts.
 
 Task: predict the next character of a name from the previous one, with "." marking the start and
 the end of each name: ".emma." gives the pairs (., e), (e, m), (m, m), (m, a), (a, .).

@@ -570,7 +570,7 @@ def lesson6_run(steps, args, evals=10):
     stoi = {c: i for i, c in enumerate(itos)}
     data = [t.to(device) for w in (train_words, dev_words) for t in mlp_embedding.examples(w, stoi, args6.block_size)]
     params = {k: v.to(device) for k, v in mlp_embedding.init_model(len(itos), args6, gen).items()}
-    history, best = mlp_embedding.train(params, *data, args6, gen)
+    history, best = mlp_embedding.train(params, *data, args6, common.batch_generator(args6.seed))
     return {"dev_loss": best["dev"], "history": history, "seconds": history["seconds"], "steps": steps}
 
 

@@ -1,5 +1,8 @@
 """Helpers shared by the lesson tests."""
 
+import functools
+import importlib
+import json
 import os
 import sys
 import tempfile
@@ -139,6 +142,18 @@ def names_subset(tmp_path_factory):
     path = tmp_path_factory.mktemp("names") / "names.txt"
     path.write_text("\n".join(common.read_words(REPO / "data" / "names.txt", ".")[:3000]))
     return path
+
+
+@functools.cache
+def _metrics(name, argv):
+    return json.dumps(importlib.import_module(name).main(list(argv)))
+
+
+def metrics_of(lesson, argv):
+    """lesson.main(argv), run once in the whole session for the same lesson and arguments: several
+    tests check one default run (the lesson's own tests, the saved results, the answers). A fresh copy
+    each time, so that no test sees what another one changed."""
+    return json.loads(_metrics(lesson.__name__, tuple(argv)))
 
 
 def smoke_run(lesson):

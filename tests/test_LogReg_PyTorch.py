@@ -8,13 +8,13 @@ import torch
 
 import common
 import LogReg_PyTorch as lesson
-from tests.conftest import assert_one_line_error, assert_png, smoke_run
+from tests.conftest import assert_one_line_error, assert_png, metrics_of, smoke_run
 
 QUICK = ["--quiet", "--no-figure"]
 
 
 def test_1d_defaults_match_scikit_learn():
-    metrics = lesson.main(QUICK)
+    metrics = metrics_of(lesson, QUICK)  # the run results/ and ANSWERS.org are checked against too
     assert metrics["gap"] < 1e-3
     assert round(metrics["boundary"], 2) == round(metrics["ref_boundary"], 2)
     assert metrics["accuracy"] == metrics["ref_accuracy"]

@@ -197,11 +197,14 @@ def test_every_flag_survives_bad_values(name, files, tmp_path, capsys, monkeypat
     if "--out" in lesson_parser(lesson)._option_string_actions:
         base += ["--out", str(work / "out")]
 
+    start = time.process_time()
     status, problem = run_case(lesson, base, capsys, monkeypatch)
     assert status == 0 and problem is None, f"the base run fails: {problem}"
-    start = time.process_time()  # again, timed now that the lesson's imports are done
-    run_case(lesson, base, capsys, monkeypatch)
     seconds = time.process_time() - start
+    if seconds >= BASE_SECONDS:  # the first run may have paid for imports: time it again without them
+        start = time.process_time()
+        run_case(lesson, base, capsys, monkeypatch)
+        seconds = time.process_time() - start
     assert seconds < BASE_SECONDS, f"the base run {base} takes {seconds:.1f} CPU s: give smaller ones in BASE_ARGS"
 
     parser = lesson_parser(lesson)
@@ -211,6 +214,8 @@ def test_every_flag_survives_bad_values(name, files, tmp_path, capsys, monkeypat
             continue
         flag = action.option_strings[-1]
         flag_kind = kind(action)
+        if flag_kind == "switch" and flag in base:
+            continue  # given again, it is the base run itself
         for label, value in bad_values(flag_kind, files):
             argv = [*base, flag if value is None else f"{flag}={value}"]  # "=": "-1" is not taken for a flag
             start = time.process_time()

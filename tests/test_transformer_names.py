@@ -208,7 +208,7 @@ def test_damaged_checkpoint_gets_a_one_line_error(cli, quick, tmp_path, damage, 
     "argv, phrases",
     [
         (["--heads", "3"], ["--heads 3 does not divide --emb-dim 32"]),
-        (["--block-size", "8"], ["--block-size 8", "longest word", "--block-size 16"]),
+        (["--block-size", "8"], ["--block-size 8", "longest word", "give --block-size"]),
         (["--dropout", "1"], ["--dropout", "[0, 1)"]),
         (["--batch-size", "10000000"], ["--batch-size 10000000", "larger than the data"]),
         (["--lr", "1e30", "--steps", "50"], ["diverged at step", "lower --lr"]),
