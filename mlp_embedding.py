@@ -145,10 +145,10 @@ def init_model(vocab_size, args, gen):
 
 def forward(params, X):
     """Logits (n, vocab) for contexts X (n, block_size)."""
-    # Look up each character's vector, then concatenate the block. F.embedding(X, C) is the lookup C[X];
-    # written this way it is what nn.Embedding (lessons 7 and 9) runs. Both spellings repeat to the last
-    # digit from run to run on a CPU, but their backward passes add up a row's gradients differently, so
-    # trained numbers differ between them in the last digits.
+    # Look up each character's vector, then concatenate the block. F.embedding(X, C) is the lookup C[X],
+    # written as nn.Embedding (lessons 7 and 9) runs it. It is not needed for repeatable runs: on a CPU
+    # both spellings repeat to the last digit from run to run. On a GPU a row's gradients may be added
+    # up in parallel; torch.use_deterministic_algorithms documents which operations then repeat.
     h = F.embedding(X, params["C"]).flatten(1)
     layer = 1
     while f"W{layer}" in params:

@@ -162,7 +162,9 @@ def emacs(folder, text, python, before=""):
     script = folder / "emacs.el"
     script.write_text(EMACS.format(python=python, readme=json.dumps(str(copy)), before=before))
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # the blocks import the lessons, as from the repository
-    subprocess.run(["emacs", "--batch", "-Q", "-l", str(script)], cwd=folder, env=env, capture_output=True, check=True)
+    done = subprocess.run(["emacs", "--batch", "-Q", "-l", str(script)], cwd=folder, env=env, capture_output=True)
+    errors = [line for line in done.stderr.decode(errors="replace").splitlines() if "error" in line.lower()]
+    assert done.returncode == 0, "Emacs stopped: " + "\n".join(errors[-3:])
     return copy.read_text()
 
 
