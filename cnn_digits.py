@@ -198,8 +198,14 @@ def train(model, images, labels, args, batches, device, say, name):
             optimizer.step()
             total += loss.item() * len(batch)
             correct += (logits.argmax(1) == y).sum().item()
-        if not math.isfinite(total):
-            raise common.LessonError(f"{name} diverged in epoch {epoch}: the loss is no longer finite; lower --lr")
+        # A loss far above uniform guessing's ln 10 = 2.30 has diverged even while it is still finite:
+        # a huge step can kill every ReLU, and the logits are then just the last layer's huge biases.
+        guess = math.log(CLASSES)
+        if not math.isfinite(total) or total / n > 10 * guess:
+            raise common.LessonError(
+                f"{name} diverged in epoch {epoch}: the mean loss {total / n:.3g} is over ten times uniform "
+                f"guessing's {guess:.2f}; lower --lr"
+            )
         say(
             f"{name} epoch {epoch:3d} | loss {total / n:.4f} | train accuracy {correct / n:6.1%} | "
             f"{time.perf_counter() - start:5.1f} s"
