@@ -199,13 +199,14 @@ def train(model, images, labels, args, batches, device, say, name):
             total += loss.item() * len(batch)
             correct += (logits.argmax(1) == y).sum().item()
         # A loss far above uniform guessing's ln 10 = 2.30 has diverged even while it is still finite:
-        # a huge step can kill every ReLU, and the logits are then just the last layer's huge biases.
+        # at --lr 1e30 the first epoch ends with a finite mean loss of about 1.6e30.
         guess = math.log(CLASSES)
         if not math.isfinite(total) or total / n > 10 * guess:
-            raise common.LessonError(
-                f"{name} diverged in epoch {epoch}: the mean loss {total / n:.3g} is over ten times uniform "
-                f"guessing's {guess:.2f}; lower --lr"
-            )
+            if math.isfinite(total):
+                state = f"{total / n:.3g}, over ten times uniform guessing's {guess:.2f}"
+            else:
+                state = "no longer finite"
+            raise common.LessonError(f"{name} diverged in epoch {epoch}: the mean loss is {state}; lower --lr")
         say(
             f"{name} epoch {epoch:3d} | loss {total / n:.4f} | train accuracy {correct / n:6.1%} | "
             f"{time.perf_counter() - start:5.1f} s"

@@ -18,7 +18,15 @@ TINY = ["--canvas", "10", "--channels", "4", "--epochs", "1", "--test-fraction",
 
 @pytest.fixture(scope="module")
 def reduced_run():
-    """One reduced run (12 x 12 canvas, two conv layers), shared by the claim tests."""
+    """One reduced run (12 x 12 canvas, two conv layers), shared by the claim tests.
+
+    Its numbers, under both CPU kernel families and seeds 0-2, are in results/spread/cnn_digits_reduced.txt
+    (python -m tools.spread "python cnn_digits.py --canvas 12 --channels 16,32 --epochs 6 --lr 0.01"):
+    at seed 0 the CNN is at 96.7 % centred and 91.3 % shifted, the SVC at 99.3 % and the MLP at 95.3 %
+    centred, the same under both families (from seed to seed the CNN moves by up to 1.8 points centred
+    and 5 shifted). The tests run seed 0, where the tightest bound, the CNN within 4 points of the SVC
+    centred, holds by 1.4 points.
+    """
     return lesson.main(SMALL)
 
 
