@@ -81,7 +81,7 @@ def parse_args(argv):
     )
     p.add_argument("--block-size", type=common.positive_int, default=8, help="characters of context")
     p.add_argument("--emb-dim", type=common.positive_int, default=24, help="size of each character's vector")
-    p.add_argument("--hidden", type=common.positive_int, default=128, help="units in each hidden layer")
+    p.add_argument("--hidden", type=common.positive_int, default=128, help="units in each hidden layer (at least 2)")
     p.add_argument("--layers", type=common.positive_int, default=6, help="hidden layers (the depth)")
     p.add_argument(
         "--init",
@@ -124,6 +124,10 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if not 0 <= args.val_fraction < 0.5:
         p.error(f"argument --val-fraction: must be in [0, 0.5), got {args.val_fraction}")
+    if args.hidden < 2:
+        p.error(
+            f"argument --hidden: needs at least 2 units, got {args.hidden}: the statistics are spreads over a layer"
+        )
     if args.batch_size < 2 and (args.norm == "batch" or not args.no_compare):
         p.error(
             f"--batch-size {args.batch_size}: BatchNorm normalizes each unit over the batch, which needs at least "

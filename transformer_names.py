@@ -10,11 +10,14 @@ What you will learn
 - the causal mask: position t may look at positions <= t only, so one forward pass over a name
   padded to a fixed length predicts its next character at every position at once; the padded
   targets are ignored (ignore_index), so the loss is the per-character cross-entropy of lessons 5-7;
-- positions: without position embeddings self-attention cannot tell the order of its inputs (it is
-  permutation-equivariant); a learned vector per position breaks that on purpose;
-- a block: multi-head attention and a feed-forward layer, each behind a LayerNorm (pre-norm, Ba,
-  Kiros and Hinton 2016) and on a residual path, with dropout; why a deep stack needs that path,
-  with lesson 7's statistics;
+- positions: without position embeddings and without the mask, self-attention cannot tell the order
+  of its inputs (it is permutation-equivariant); a learned vector per position breaks that on purpose
+  (with the causal mask a model can still infer position from how many positions it sees: Haviv et
+  al. 2022);
+- a block: multi-head attention and a feed-forward layer, each behind a LayerNorm (Ba, Kiros and
+  Hinton 2016; placed before each branch, "pre-norm", as in GPT-2 and analysed by Xiong et al. 2020)
+  and on a residual path, with dropout; why a deep stack needs that path: without it the positions'
+  vectors become alike (Dong, Cordonnier and Loukas 2021), measured with lesson 7's statistics;
 - sampling one character at a time, and a cache of keys and values that makes each new character
   cost one row of attention instead of the whole square;
 - against lesson 6's MLP trained for the same wall time, and the bigram optimum, on the same dev words.
@@ -22,7 +25,11 @@ What you will learn
 A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. Gomez, L. Kaiser, I. Polosukhin (2017),
 Attention Is All You Need, NeurIPS. D. Bahdanau, K. Cho, Y. Bengio (2015), Neural Machine Translation
 by Jointly Learning to Align and Translate, ICLR. J. Ba, J. Kiros, G. Hinton (2016), Layer
-Normalization, arXiv:1607.06450. It parallels Andrej Karpathy's makemore (its transformer) and his
+Normalization, arXiv:1607.06450. R. Xiong et al. (2020), On Layer Normalization in the Transformer
+Architecture, ICML. Y. Dong, J.-B. Cordonnier, A. Loukas (2021), Attention is not all you need: pure
+attention loses rank doubly exponentially with depth, ICML. A. Haviv, O. Ram, O. Press, P. Izsak,
+O. Levy (2022), Transformer Language Models without Positional Encodings Still Learn Positional
+Information, Findings of EMNLP. It parallels Andrej Karpathy's makemore (its transformer) and his
 lecture "Let's build GPT: from scratch, in code, spelled out" (Neural Networks: Zero to Hero).
 
 Run it:
@@ -69,7 +76,10 @@ def parse_args(argv):
     p.add_argument("--heads", type=common.positive_int, default=4, help="attention heads; must divide --emb-dim")
     p.add_argument("--layers", type=common.positive_int, default=2, help="transformer blocks")
     p.add_argument(
-        "--dropout", type=common.fraction, default=0.1, help="share of each residual branch's outputs dropped"
+        "--dropout",
+        type=common.fraction,
+        default=0.1,
+        help="share of the embeddings' and of each residual branch's outputs dropped in training",
     )
     p.add_argument("--batch-size", type=common.positive_int, default=128, help="names per step")
     p.add_argument("--steps", type=common.positive_int, default=5000, help="gradient steps")
@@ -149,7 +159,7 @@ def attention(q, k, v, causal=True):
 def one_query_by_hand():
     """One query against three keys in 2-D: the scores, the softmax weights and the mix of the values."""
     q = torch.tensor([2.0, 1.0])
-    K = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # the first key points where the query does
+    K = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # the first key is the nearest to the query's direction
     V = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
     scores = K @ q / math.sqrt(len(q))
     weights = torch.exp(scores) / torch.exp(scores).sum()  # softmax, written out
@@ -177,8 +187,8 @@ class Dropout(nn.Module):
     """Dropout with a mask drawn from the model's own generator.
 
     nn.Dropout draws from PyTorch's global random generator, which --seed does not reach; the masks
-    come from a generator seeded from the batch stream instead, so a run repeats to the last digit and
-    leaves the global generator alone. Zeroes a share p of the entries and scales the rest by 1/(1-p),
+    come from a generator seeded from the batch stream instead (on the model's device), so a run
+    repeats to the last digit. Zeroes a share p of the entries and scales the rest by 1/(1-p),
     so the expected output is the input; in eval mode it does nothing.
     """
 
@@ -275,10 +285,12 @@ def initialize(model, gen, out_scale=0.03):
 
     Linear weights N(0, 1 / fan_in), which keeps a unit-variance input at unit variance; the last layer
     of each residual branch smaller still, by 1 / sqrt(2 * layers), so that the sum of 2 * layers
-    branches along the residual path starts at about the size of the embeddings; embeddings N(0, 1);
+    branches along the residual path starts at about the size of the embeddings (a block without the
+    path keeps N(0, 1 / fan_in) there); embeddings N(0, 1);
     the output layer scaled down by out_scale so that the first guesses are near uniform (lesson 7).
     """
-    branch_ends = {id(b.attn.proj.weight) for b in model.blocks} | {id(b.ffn[2].weight) for b in model.blocks}
+    residual = [b for b in model.blocks if b.residual]  # a stack without the path has no sum to keep small
+    branch_ends = {id(b.attn.proj.weight) for b in residual} | {id(b.ffn[2].weight) for b in residual}
     for name, p in model.named_parameters():
         if name.endswith("bias"):
             p.zero_()
@@ -364,30 +376,27 @@ def permutation_differences(model, X, gen):
     return found
 
 
+@torch.no_grad()
 def residual_statistics(vocab_size, args, X, Y, device):
     """Lesson 7's statistics for fresh stacks of DEPTH blocks with and without the residual path: the std
-    of the vectors after each block, how alike the positions' vectors become (mean cosine similarity of
-    different positions of a name), and the std of each block's weight gradients after one backward pass."""
+    of the vectors after each block, and how alike the positions' vectors become (the mean cosine
+    similarity of two different positions of a name). Without the path, attention averages the
+    positions' vectors block after block until they point the same way (Dong et al. 2021): the later
+    blocks could no longer tell one position from another."""
     found = {}
+    real = Y != IGNORE
+    pair = real[:, :, None] & real[:, None, :] & ~torch.eye(X.shape[1], dtype=torch.bool, device=X.device)
     for residual in [True, False]:
         model = build(vocab_size, args, common.generator(args.seed), device, residual=residual, layers=DEPTH)
         model.eval()  # no dropout: the statistics of the weights themselves
-        outputs = []
-        x = model.drop(model.embed(X))
+        stats = {"std": [], "similarity": []}
+        x = model.embed(X)
         for block in model.blocks:
             x = block(x)
-            outputs.append(x)
-        loss = F.cross_entropy(model.out(model.ln(x)).flatten(0, 1), Y.flatten(), ignore_index=IGNORE)
-        loss.backward()
-        real = Y != IGNORE
-        stats = {"std": [], "similarity": [], "grad_std": [], "loss": float(loss.detach())}
-        for h, block in zip(outputs, model.blocks):
-            n = F.normalize(h, dim=-1)
+            n = F.normalize(x, dim=-1)
             cos = n @ n.transpose(1, 2)  # (B, T, T): every pair of positions of a name
-            pair = real[:, :, None] & real[:, None, :] & ~torch.eye(X.shape[1], dtype=torch.bool, device=X.device)
-            stats["std"].append(float(h[real].detach().std()))
-            stats["similarity"].append(float(cos[pair].detach().mean()))
-            stats["grad_std"].append(float(block.attn.qkv.weight.grad.std()))
+            stats["std"].append(float(x[real].std()))
+            stats["similarity"].append(float(cos[pair].mean()))
         found["residual" if residual else "plain"] = stats
     return found
 
@@ -419,10 +428,10 @@ def lr_factor(step, steps):
 def train(model, data, args, batch_gen, on_eval=None, chunk=100):
     """Mini-batch AdamW; returns the history and the best dev state.
 
-    The loop never waits for the device: the batch indices are drawn `chunk` steps at a time and moved
-    in one copy, each step's loss stays on the device, and the running loss (for the printout and the
-    divergence check) is computed once per chunk. Each batch is cut after its longest name: the
-    padding beyond it changes no loss and would only cost time.
+    The loop waits for the device once per `chunk` steps, not at every step: the batch indices are
+    drawn `chunk` steps at a time and moved in one copy, each step's loss stays on the device, and the
+    running loss (for the printout and the divergence check) is read back once per chunk. Each batch is
+    cut after its longest name: the padding beyond it changes no loss and would only cost time.
     """
     Xtr, Ytr, lengths, Xdev, Ydev = data
     decayed = [p for name, p in model.named_parameters() if p.dim() == 2 and name not in ("C.weight", "P.weight")]
@@ -472,7 +481,11 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
             for key, value in [("step", done), ("train", running), ("dev", dev), ("time", history["seconds"])]:
                 history[key].append(value)
             if dev < best["dev"]:
-                best = {"dev": dev, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}, "step": done}
+                best = {
+                    "dev": dev,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                    "step": done,
+                }
             if on_eval:
                 on_eval(done, running, dev, done / (time.perf_counter() - start), best)
     except KeyboardInterrupt:
@@ -605,13 +618,16 @@ def main(argv=None):
     itos = [mlp_embedding.BOUNDARY, *sorted(set("".join(words)))]
     stoi = {c: i for i, c in enumerate(itos)}
     vocab = len(itos)
-    (Xtr, Ytr), (Xdev, Ydev), (Xte, Yte) = (sequences(w, stoi, args.block_size) for w in (train_words, dev_words, test_words))
+    (Xtr, Ytr), (Xdev, Ydev), (Xte, Yte) = (
+        sequences(w, stoi, args.block_size) for w in (train_words, dev_words, test_words)
+    )
     lengths = torch.tensor([len(w) for w in train_words])  # on the CPU: each batch is cut to its longest name
     Xtr, Ytr, Xdev, Ydev, Xte, Yte = (t.to(device) for t in (Xtr, Ytr, Xdev, Ydev, Xte, Yte))
     ref_loss = mlp_embedding.bigram_nll(dev_words, stoi) if dev_words else mlp_embedding.bigram_nll(train_words, stoi)
     say(
         f"data: {len(train_words)} / {len(dev_words)} / {len(test_words)} train / dev / test words, padded to "
-        f"{args.block_size} positions: {int((Ytr != IGNORE).sum())} training targets, {vocab} characters, device {device}"
+        f"{args.block_size} positions: {int((Ytr != IGNORE).sum())} training targets, {vocab} characters, "
+        f"device {device}"
     )
     say(f"the best bigram model of the dev words themselves: {ref_loss:.4f} nats per character")
 
@@ -626,7 +642,8 @@ def main(argv=None):
         u, s = scale[f"unscaled_{d}"], scale[f"scaled_{d}"]
         say(
             f"d = {d}, unit-variance q and k, 16 keys: score std {u['std']:.2f} (sqrt(d) = {math.sqrt(d):g}), largest "
-            f"weight {u['largest_weight']:.2f}; divided by sqrt(d): std {s['std']:.2f}, largest weight {s['largest_weight']:.2f}"
+            f"weight {u['largest_weight']:.2f}; divided by sqrt(d): std {s['std']:.2f}, "
+            f"largest weight {s['largest_weight']:.2f}"
         )
 
     # The model, its loss before training, and the checks that hold whatever its weights.
@@ -639,15 +656,18 @@ def main(argv=None):
     )
     probe_X, probe_Y = Xtr[: min(len(Xtr), 512)], Ytr[: min(len(Ytr), 512)]
     init_loss = evaluate(model, probe_X, probe_Y)
-    say(f"initial loss on {len(probe_X)} training names: {init_loss:.4f}; knowing nothing: ln {vocab} = {math.log(vocab):.4f}")
+    say(
+        f"initial loss on {len(probe_X)} training names: {init_loss:.4f}; "
+        f"knowing nothing: ln {vocab} = {math.log(vocab):.4f}"
+    )
     stats = residual_statistics(vocab, args, probe_X, probe_Y, device)
     say(f"fresh stacks of {DEPTH} blocks at initialization, with the residual path / without it:")
-    say("block | vector std  | cosine of two positions | weight gradient std")
+    say("block | vector std  | cosine of two positions")
     r, p = stats["residual"], stats["plain"]
     for i in range(DEPTH):
         say(
-            f"{i + 1:5d} | {r['std'][i]:4.2f} / {p['std'][i]:4.2f} | {r['similarity'][i]:11.2f} / {p['similarity'][i]:4.2f}"
-            f"     | {r['grad_std'][i]:.2e} / {p['grad_std'][i]:.2e}"
+            f"{i + 1:5d} | {r['std'][i]:4.2f} / {p['std'][i]:4.2f} "
+            f"| {r['similarity'][i]:11.2f} / {p['similarity'][i]:4.2f}"
         )
 
     # Training.
@@ -721,8 +741,9 @@ def main(argv=None):
     )
     metrics["ms_per_char"] = {"cache": 1e3 * cost["cache"], "no_cache": 1e3 * cost["no_cache"]}
     say(
-        f"sampling {args.block_size - 1} characters at a time: {1e3 * cost['cache']:.2f} ms per character with the "
-        f"cache of keys and values, {1e3 * cost['no_cache']:.2f} ms without ({cost['no_cache'] / cost['cache']:.1f}x); "
+        f"sampling names of {args.block_size - 1} characters, one at a time: {1e3 * cost['cache']:.2f} ms per "
+        f"character with the cache of keys and values, {1e3 * cost['no_cache']:.2f} ms without "
+        f"({cost['no_cache'] / cost['cache']:.1f}x); "
         f"the same characters both ways: {metrics['same_with_cache']}"
     )
     if names:

@@ -177,8 +177,10 @@ def test_the_batches_do_not_depend_on_the_model_or_the_dropout(quick, monkeypatc
 def test_lesson6_reference_is_lesson_6s_own_run(names_subset):
     args = lesson.parse_args(["--data", str(names_subset)])
     mine = lesson.lesson6_run(40, args)
-    theirs = mlp_embedding.main(["--data", str(names_subset), "--steps", "40", "--eval-every", "4", "--quiet",
-                                 "--no-figure", "--samples", "0", "--out", str(names_subset.parent / "l6")])  # fmt: skip
+    argv = ["--data", str(names_subset), "--steps", "40", "--eval-every", "4"]
+    theirs = mlp_embedding.main(
+        [*argv, "--quiet", "--no-figure", "--samples", "0", "--out", str(names_subset.parent / "l6")]
+    )
     assert mine["dev_loss"] == theirs["dev_loss"] and mine["steps"] == 40
 
 
