@@ -9,7 +9,8 @@ budget, not stopped in the middle of a longer run. The actual training seconds a
     BENCH_BUDGETS="30 60" BENCH_SEEDS="0 1 2" python -m bench transformer_names
 
 Rows already measured are kept in results/bench/transformer_names.json and shown with the new ones,
-so the budgets can be run in parts; a row measured again replaces the old one. The load average at
+so the budgets can be run in parts, or seeds in parallel processes (each on one thread); a row
+measured again replaces the old one. The load average at
 the start of each row says how busy the machine was (it shares its cores with whatever else runs).
 """
 
@@ -26,7 +27,7 @@ import transformer_names as lesson
 
 BUDGETS = [30, 60, 120, 300, 600]
 STORE = common.REPO / "results" / "bench" / "transformer_names.json"
-PROBE_STEPS = 60
+PROBE_STEPS = 300
 
 
 def transformer_run(steps, seed, out):
@@ -53,13 +54,19 @@ def row(budget, seed):
 
 
 def rows(timed):
+    # One thread: both models alike, and a second bench process (other seeds) can use the other core.
+    torch.set_num_threads(1)
     budgets = [float(b) for b in os.environ.get("BENCH_BUDGETS", " ".join(map(str, BUDGETS))).split()]
     seeds = [int(s) for s in os.environ.get("BENCH_SEEDS", "0").split()]
-    stored = json.loads(STORE.read_text()) if STORE.exists() else {}
     for budget in budgets:
         for seed in seeds:
-            stored[f"{budget:g} {seed}"] = row(budget, seed)
-            common.write_atomically(STORE, lambda tmp: Path(tmp).write_text(json.dumps(stored, indent=1) + "\n"))
+            measured = row(budget, seed)
+            # read again just before writing: another bench process (other seeds) may have added rows
+            stored = json.loads(STORE.read_text()) if STORE.exists() else {}
+            stored[f"{budget:g} {seed}"] = measured
+            text = json.dumps(stored, indent=1) + "\n"
+            common.write_atomically(STORE, lambda tmp, text=text: Path(tmp).write_text(text))
+    stored = json.loads(STORE.read_text()) if STORE.exists() else {}
     table = []
     measured = sorted(stored.values(), key=lambda r: (r["budget"], r["seed"]))
     for r in measured:
