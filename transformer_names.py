@@ -493,7 +493,7 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
     return history, best
 
 
-# %% Sampling, with and without a cache of keys and values
+# %% Sampling: with and without a cache of keys and values
 @torch.no_grad()
 def generate(model, gen, cache, length=None):
     """Character indices drawn one at a time, from the start marker: until the end marker (length None),
