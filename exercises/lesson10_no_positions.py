@@ -4,8 +4,10 @@ The model's embed() adds a learned vector per position to each character's vecto
 the character's vector alone. Everything else is the lesson's: data, split, initialization, batches,
 dropout, AdamW, schedule, evaluation; both models train with the same steps, seed and batches.
 Run: python -m exercises.lesson10_no_positions   (2 x 1000 steps of the lesson's model)
+     python -m exercises.lesson10_no_positions --seed 1   (other flags of the lesson go through too)
 """
 
+import sys
 import tempfile
 from unittest import mock
 
@@ -34,5 +36,5 @@ def run(argv=("--steps", "1000", "--eval-every", "500")):
 
 
 if __name__ == "__main__":
-    for key, value in run().items():
+    for key, value in run(("--steps", "1000", "--eval-every", "500", *sys.argv[1:])).items():
         print(f"{key}: {value:.4f}")

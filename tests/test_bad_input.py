@@ -48,9 +48,10 @@ BASE_ARGS = {
         *["--block-size", "3", "--emb-dim", "4", "--hidden", "16", "--layers", "1", "--batch-size", "32"],
     ],
     "cnn_digits": ["--canvas", "9", "--channels", "2", "--epochs", "1", "--test-fraction", "0.95"],
-    # with the comparison: lesson 6's MLP trains for as long as this tiny transformer did
+    # with the comparison: lesson 6's MLP trains for as long as this tiny transformer did; no samples in
+    # the base run (sampling is what a run costs most here), the cases of --samples draw them
     "transformer_names": [
-        *["--steps", "10", "--eval-every", "5", "--data", "{words}", "--samples", "2"],
+        *["--steps", "10", "--eval-every", "5", "--data", "{words}", "--samples", "0"],
         *["--emb-dim", "8", "--heads", "2", "--layers", "1", "--batch-size", "16"],
     ],
 }
