@@ -21,8 +21,19 @@ class NoPositions(lesson.Transformer):
         return self.C(X)
 
 
-def run(argv=("--steps", "1000", "--eval-every", "500")):
-    flags = [*argv, "--no-compare", "--quiet", "--no-figure", "--samples", "0"]
+def run(argv=()):
+    flags = [
+        "--steps",
+        "1000",
+        "--eval-every",
+        "500",
+        *argv,
+        "--no-compare",
+        "--quiet",
+        "--no-figure",
+        "--samples",
+        "0",
+    ]
     with tempfile.TemporaryDirectory() as out:
         with_positions = lesson.main([*flags, "--out", out])
         with mock.patch.object(lesson, "Transformer", NoPositions):  # build() makes its model from this name
@@ -36,5 +47,5 @@ def run(argv=("--steps", "1000", "--eval-every", "500")):
 
 
 if __name__ == "__main__":
-    for key, value in run(("--steps", "1000", "--eval-every", "500", *sys.argv[1:])).items():
+    for key, value in run(sys.argv[1:]).items():
         print(f"{key}: {value:.4f}")
