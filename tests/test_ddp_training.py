@@ -35,7 +35,9 @@ def test_two_workers_end_where_one_process_ends_even_launched_like_a_notebook(na
     assert m["loss"] == pytest.approx(m["ref_loss"], abs=1e-5) and m["loss"] < 3.0  # it trained (uniform: 3.3)
     # BatchNorm: DDP normalizes each worker's rows apart, not the whole batch
     assert m["bn_diff_per_worker"] <= 1e-6 and m["bn_diff_whole_batch"] > 1e-3
-    assert m["ddp_steps_per_s"] > 0 and m["ref_steps_per_s"] > 0 and 0 <= m["comm_share"] <= 1
+    # Timings, measured: only their signs are certain. The all-reduce and the steps are timed at
+    # different moments, so on a busy machine the all-reduce's mean can exceed the mean step (1.13 seen).
+    assert m["ddp_steps_per_s"] > 0 and m["ref_steps_per_s"] > 0 and m["comm_share"] > 0
 
     # Independently of the lesson's own comparison: rank 0's checkpoint against one process trained here,
     # with the data and initial weights from the seed's generator, the batches from its batch stream.
