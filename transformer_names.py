@@ -6,7 +6,8 @@ What you will learn
   of the values; scaled dot-product attention does it for all queries at once,
   softmax(Q K^T / sqrt(d)) V, and the sqrt(d) keeps the scores of unit-variance q and k at variance 1
   instead of d, where the softmax would saturate (Bahdanau, Cho and Bengio 2015 introduced attention,
-  Vaswani et al. 2017 this form of it);
+  scoring with a small network; Luong, Pham and Manning 2015 scored with the dot product; Vaswani et
+  al. 2017 added the 1 / sqrt(d) and the multiple heads);
 - the causal mask: position t may look at positions <= t only, so one forward pass over a name
   padded to a fixed length predicts its next character at every position at once; the padded
   targets are ignored (ignore_index), so the loss is the per-character cross-entropy of lessons 5-7;
@@ -25,12 +26,16 @@ What you will learn
 A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. Gomez, L. Kaiser, I. Polosukhin (2017),
 Attention Is All You Need, NeurIPS. D. Bahdanau, K. Cho, Y. Bengio (2015), Neural Machine Translation
 by Jointly Learning to Align and Translate, ICLR. J. Ba, J. Kiros, G. Hinton (2016), Layer
-Normalization, arXiv:1607.06450. R. Xiong et al. (2020), On Layer Normalization in the Transformer
-Architecture, ICML. Y. Dong, J.-B. Cordonnier, A. Loukas (2021), Attention is not all you need: pure
-attention loses rank doubly exponentially with depth, ICML. A. Haviv, O. Ram, O. Press, P. Izsak,
-O. Levy (2022), Transformer Language Models without Positional Encodings Still Learn Positional
-Information, Findings of EMNLP. It parallels Andrej Karpathy's makemore (its transformer) and his
-lecture "Let's build GPT: from scratch, in code, spelled out" (Neural Networks: Zero to Hero).
+Normalization, arXiv:1607.06450. M.-T. Luong, H. Pham, C. Manning (2015), Effective Approaches to
+Attention-based Neural Machine Translation, EMNLP. D. Hendrycks, K. Gimpel (2016), Gaussian Error
+Linear Units (GELUs), arXiv:1606.08415. A. Radford, J. Wu, R. Child, D. Luan, D. Amodei, I. Sutskever
+(2019), Language Models are Unsupervised Multitask Learners (GPT-2), OpenAI. R. Xiong et al. (2020),
+On Layer Normalization in the Transformer Architecture, ICML. Y. Dong, J.-B. Cordonnier, A. Loukas
+(2021), Attention is not all you need: pure attention loses rank doubly exponentially with depth,
+ICML. A. Haviv, O. Ram, O. Press, P. Izsak, O. Levy (2022), Transformer Language Models without
+Positional Encodings Still Learn Positional Information, Findings of EMNLP. It parallels Andrej
+Karpathy's makemore (its transformer) and his lecture "Let's build GPT: from scratch, in code,
+spelled out" (Neural Networks: Zero to Hero).
 
 Run it:
     python transformer_names.py                   # train, compare with lesson 6's MLP for the same time
@@ -284,9 +289,10 @@ def initialize(model, gen, out_scale=0.03):
     """Draw every parameter with the seeded generator (PyTorch's own init draws from a global one).
 
     Linear weights N(0, 1 / fan_in), which keeps a unit-variance input at unit variance; the last layer
-    of each residual branch smaller still, by 1 / sqrt(2 * layers), so that the sum of 2 * layers
-    branches along the residual path starts at about the size of the embeddings (a block without the
-    path keeps N(0, 1 / fan_in) there); embeddings N(0, 1);
+    of each residual branch smaller still, by 1 / sqrt(2 * layers), so that the 2 * layers branches
+    added along the residual path start small next to the embeddings (the residual table shows the
+    spread growing only a little from block to block; a block without the path keeps N(0, 1 / fan_in)
+    there); embeddings N(0, 1);
     the output layer scaled down by out_scale so that the first guesses are near uniform (lesson 7).
     """
     residual = [b for b in model.blocks if b.residual]  # a stack without the path has no sum to keep small
@@ -732,7 +738,8 @@ def main(argv=None):
         f"without position embeddings; with them the outputs change by up to {perm['with']:.2f}"
     )
 
-    # Sampling: the cache changes the cost, not the characters.
+    # Sampling: the cache changes the cost; the characters agree because the cached keys and values are the
+    # ones a full pass recomputes (equal up to float rounding, which here never changes a draw: checked below).
     names = sample_names(model, itos, args.seed, args.samples)
     cost = sampling_cost(model, args.seed, repeats=max(1, min(20, args.samples * 2)))
     metrics["samples"] = names
@@ -773,7 +780,7 @@ def main(argv=None):
 # %% Look: attention weights of each head, dev loss against wall time, the cost of sampling
 def plot(args, model, itos, history, lesson6, metrics, cost, X):
     heads = args.heads
-    fig = plt.figure(figsize=(16, 10))
+    fig = plt.figure(figsize=(16, 10), layout="constrained")
     grid = fig.add_gridspec(2, 3 * max(heads, 4))
     fig.suptitle(
         f"A transformer on names: blocks {args.layers}, width {args.emb_dim}, {heads} heads, "
@@ -788,8 +795,10 @@ def plot(args, model, itos, history, lesson6, metrics, cost, X):
     labels = [".", *(itos[c] for c in name[1:length])]
     weights = model.blocks[-1].attn.weights[0].cpu().numpy()
     cols = 3 * max(heads, 4) // heads
+    head_axes = []
     for h in range(heads):
         ax = fig.add_subplot(grid[0, h * cols : (h + 1) * cols])
+        head_axes.append(ax)
         image = ax.imshow(weights[h], cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(length), labels)
         ax.set_yticks(range(length), labels)
@@ -797,7 +806,7 @@ def plot(args, model, itos, history, lesson6, metrics, cost, X):
         ax.set(title=title, xlabel="key (looked at)")
         if h == 0:
             ax.set_ylabel("query (predicting the next character)")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight")
+    fig.colorbar(image, ax=head_axes, fraction=0.02, pad=0.01, shrink=0.8, label="weight")  # one scale for every head
 
     width = 3 * max(heads, 4) // 3
     ax = fig.add_subplot(grid[1, 0:width])
@@ -829,10 +838,9 @@ def plot(args, model, itos, history, lesson6, metrics, cost, X):
     blocks = np.arange(1, DEPTH + 1)
     ax.plot(blocks, r["similarity"], "o-", label="with the residual path")
     ax.plot(blocks, p["similarity"], "s-", label="without it")
-    ax.set(title=f"(d) {DEPTH} fresh blocks: how alike the positions become", xlabel="block",
+    ax.set(title=f"(d) two fresh {DEPTH}-block stacks: how alike the positions become", xlabel="block",
            ylabel="mean cosine of two positions' vectors", ylim=(0, 1.05))  # fmt: skip
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return common.save_figure(fig, args.figs_dir, "transformer_names")
 
 

@@ -86,8 +86,11 @@ def table(command, seeds):
     runs = {(c, s): run_once(words, c, s) for c in families for s in seeds}
     lines = [
         f"{command}: kernel families {', '.join(families)}; seeds {', '.join(map(str, seeds))}",
-        "spread over kernels = largest |difference| between families at the same seed; over seeds = max - min",
-        f"{'result':<32}  {f'seed {seeds[0]}, {families[-1]}':>18}  {'over kernels':>12}  {'over seeds':>12}",
+        "each seed's value under the last family; spread over kernels = largest |difference| between families"
+        " at the same seed; over seeds = max - min",
+        f"{'result':<32}  "
+        + "  ".join(f"{f'seed {s}, {families[-1]}':>18}" for s in seeds)
+        + f"  {'over kernels':>12}  {'over seeds':>12}",
     ]
     for key in runs[families[-1], seeds[0]]:
         values = {cs: r[key] for cs, r in runs.items() if key in r}
@@ -100,7 +103,10 @@ def table(command, seeds):
         per_seed = [values[families[-1], s] for s in seeds if (families[-1], s) in values]
         spread = max(per_seed) - min(per_seed)
         missing = "" if len(values) == len(runs) else f"  (in {len(values)} of {len(runs)} runs)"
-        line = f"{key:<32}  {values[families[-1], seeds[0]]:>18.10g}  {kernels:>12.3g}  {spread:>12.3g}{missing}"
+        shown = "  ".join(
+            f"{values[families[-1], s]:>18.10g}" if (families[-1], s) in values else f"{'-':>18}" for s in seeds
+        )
+        line = f"{key:<32}  {shown}  {kernels:>12.3g}  {spread:>12.3g}{missing}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
