@@ -82,6 +82,8 @@ SMOKE_ARGS = {
         "32",
         "--out",
         "out",
+        "--metrics",
+        "metrics.json",
     ],
     "cnn_digits": ["--canvas", "12", "--channels", "8,16", "--epochs", "2"],
     "transformer_names": [

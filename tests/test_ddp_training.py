@@ -3,7 +3,6 @@
 import datetime
 import json
 import os
-import runpy
 import signal
 import subprocess
 import sys
@@ -17,19 +16,19 @@ import common
 import ddp_training as lesson
 import mlp_embedding as lesson6
 from exercises import lesson9_accumulation
-from tests.conftest import REPO, assert_one_line_error, assert_png, smoke_run
+from tests.conftest import REPO, SMOKE_ARGS, assert_one_line_error, assert_png, smoke_run
 
 SMALL = ["--block-size", "3", "--emb-dim", "8", "--hidden", "32", "--layers", "1", "--batch-size", "32"]
 
 
-def test_two_workers_end_where_one_process_ends_even_launched_like_a_notebook(names_subset, tmp_path, monkeypatch):
-    # A notebook runs the file's code in a namespace that is not the module `ddp_training`; the
-    # spawned workers must still find their entry point. runpy runs it the same way.
-    argv = [*SMALL, "--steps", "60", "--print-every", "30", "--data", str(names_subset), "--out", str(tmp_path)]
-    argv += ["--workers", "2", "--quiet", "--no-figure", "--metrics", str(tmp_path / "m.json")]
-    monkeypatch.setattr(sys, "argv", ["notebook", *argv])
-    runpy.run_path(str(REPO / "ddp_training.py"), run_name="__main__")
-    m = json.loads((tmp_path / "m.json").read_text())
+def test_script_run_of_two_workers_ends_where_one_process_ends_even_launched_like_a_notebook():
+    # The script run (tests/scripts.py) executes the file with runpy as `__main__`, as a notebook runs
+    # its code: in a namespace that is not the module `ddp_training`, where the spawned workers must
+    # still find their entry point.
+    status, _, err, figs = smoke_run("ddp_training")
+    assert status == 0, err
+    folder = figs.parent
+    m = json.loads((folder / "metrics.json").read_text())
 
     assert m["workers"] == 2 and m["max_param_diff"] <= 1e-4
     assert m["loss"] == pytest.approx(m["ref_loss"], abs=1e-5) and m["loss"] < 3.0  # it trained (uniform: 3.3)
@@ -41,12 +40,12 @@ def test_two_workers_end_where_one_process_ends_even_launched_like_a_notebook(na
 
     # Independently of the lesson's own comparison: rank 0's checkpoint against one process trained here,
     # with the data and initial weights from the seed's generator, the batches from its batch stream.
-    args = lesson.parse_args(argv)
+    args = lesson.parse_args(SMOKE_ARGS["ddp_training"])
     gen = common.generator(args.seed)
     itos, Xtr, Ytr, _, _ = lesson.load_data(args, gen)
     reference = lesson.make_model(len(itos), args, gen)
     lesson.train(reference, Xtr, Ytr, args, common.batch_generator(args.seed), slice(None), args.steps)
-    saved = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
+    saved = torch.load(folder / "out" / "model.pt", weights_only=True)["model"]
     # The bound the lesson asserts; a run from other weights or on other batches differs by over 1e-2.
     for name, value in reference.state_dict().items():
         torch.testing.assert_close(saved[name], value, rtol=0, atol=1e-4)
