@@ -160,7 +160,7 @@ def main(argv=None):
     say(f"least squares: w = {ref_w:.4f}, b = {ref_b:.4f}, loss = {ref_loss:.6g}")
     say(
         f"largest stable learning rate: one shared lr < {shared_limit:.3g}; "
-        f"lr_w = {args.lr_w:.3g}, lr_b = {args.lr_b:.3g} are at {1 / scale:.2f} of their limit"
+        f"lr_w = {args.lr_w:.3g} with lr_b = {args.lr_b:.3g}: the pair is at {1 / scale:.2f} of its limit"
     )
 
     start = time.perf_counter()

@@ -476,7 +476,7 @@ def plot(args, history, params, itos, search, metrics):
         color = "C3" if ch in vowels else "C2" if ch == BOUNDARY else "C0"
         ax.scatter(*C2[i], s=250, color=color, alpha=0.3)
         ax.text(*C2[i], ch, ha="center", va="center", fontsize=11)
-    ax.set(title="(c) the embedding table in 2-D (vowels red)", xlabel="direction 1", ylabel="direction 2")
+    ax.set(title="(c) the embedding table in 2-D (vowels and y red)", xlabel="direction 1", ylabel="direction 2")
 
     ax = axes[1, 1]
     labels = ["bigram optimum\nof the dev words", "MLP train", "MLP dev", "MLP test"]

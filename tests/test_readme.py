@@ -114,7 +114,8 @@ def test_one_run_behind_each_lessons_numbers(lesson):
     block = printed_block(lesson)
     if block is not None:
         assert block == (REPO / "results" / f"{lesson}.txt").read_text(), "rerun make figs, or results/make_table.py"
-        assert f"{shown:.4f}" in block or f"{shown:.6f}" in block  # lesson 9 prints 6 decimals
+        # 4 decimals; lesson 9 prints 6, lessons 1 and 2 six significant digits of a loss near 10,000
+        assert any(f"{shown:{form}}" in block for form in (".4f", ".6f", ".6g"))
         assert any(f"{m['seconds']:.{digits}f} s" in block for digits in (1, 2)), "time not from the same run"
 
 
@@ -125,9 +126,8 @@ def test_lesson_5_table_and_lesson_6_notes_are_the_saved_runs():
     assert numbers == [round(m[k], 4) for k in ["loss", "ref_loss", "gap_nats", "dev_loss", "ref_dev_loss"]]
     m = json.loads((REPO / "results" / "mlp_embedding.json").read_text())
     notes = sections()["mlp_embedding"].split("** The figure", 1)[1]
-    dev, test = re.search(r"dev (\d\.\d{4}) and test (\d\.\d{4})", notes).groups()
-    assert (float(dev), float(test)) == (round(m["dev_loss"], 4), round(m["test_loss"], 4))
-    assert f"({m['ref_loss']:.3f})" in notes
+    assert "=best model= line" in notes  # the figure's numbers are the printed run's, not retyped
+    assert f"{m['ref_loss']:.3f}" in notes
 
 
 # What a lesson's default run gives today against results/, within the spread of the CPU kernel
