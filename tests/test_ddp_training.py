@@ -124,8 +124,15 @@ def test_ctrl_c_stops_every_worker(names_subset, tmp_path):
     command = [sys.executable, str(REPO / "ddp_training.py"), *SMALL, "--steps", "1000000", "--print-every", "20"]
     command += ["--data", str(names_subset), "--out", str(tmp_path), "--no-figure"]
     # A session of its own, like a terminal's: Ctrl-C sends SIGINT to the launcher and its workers.
+    # SIGINT as a terminal leaves it: a shell starts a background job (`pytest &`) with SIGINT ignored,
+    # and an ignored signal stays ignored in every process started from it.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in process.stdout:
