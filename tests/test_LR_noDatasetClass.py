@@ -74,10 +74,17 @@ def test_normalized_x_reaches_least_squares_in_few_epochs_in_raw_units(data):
     assert w == pytest.approx(ref_w, rel=1e-4) and b == pytest.approx(ref_b, rel=1e-4)
 
 
-def test_thermometer_with_separate_rates_on_raw_x_reaches_the_float32_floor_in_700_epochs(tmp_path):
-    metrics = lesson.main(["--data", "thermometer", "--epochs", "700", "--quiet", "--no-figure"])
+def test_thermometer_with_separate_rates_on_raw_x_stalls_by_700_epochs_above_what_float32_can_hold():
+    run = ["--data", "thermometer", "--quiet", "--no-figure"]
+    metrics = lesson.main([*run, "--epochs", "700"])
     assert metrics["gap"] < 1e-9
     assert metrics["w"] == pytest.approx(0.5368, abs=1e-3) and metrics["b"] == pytest.approx(-17.30, abs=0.05)
+    # stalled: 1,300 more epochs change neither w nor b, though the rounded optimum lies far lower
+    later = lesson.main([*run, "--epochs", "2000"])
+    assert (later["w"], later["b"], later["gap"]) == (metrics["w"], metrics["b"], metrics["gap"])
+    assert metrics["float32_floor"] < metrics["gap"] / 1000
+    # normalized x gets below the stall within 70 epochs
+    assert lesson.main([*run, "--normalize", "--epochs", "70"])["gap"] < metrics["gap"]
 
 
 def test_one_shared_rate_leaves_b_behind():

@@ -124,8 +124,8 @@ def test_ctrl_c_stops_every_worker(names_subset, tmp_path):
     command = [sys.executable, str(REPO / "ddp_training.py"), *SMALL, "--steps", "1000000", "--print-every", "20"]
     command += ["--data", str(names_subset), "--out", str(tmp_path), "--no-figure"]
     # A session of its own, like a terminal's: Ctrl-C sends SIGINT to the launcher and its workers.
-    # SIGINT as a terminal leaves it: a shell starts a background job (`pytest &`) with SIGINT ignored,
-    # and an ignored signal stays ignored in every process started from it.
+    # SIGINT as a terminal leaves it: a shell without job control (a script, `bash -c`, some CI runners)
+    # starts a background job (`pytest &`) with SIGINT ignored, which stays ignored across fork and exec.
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
