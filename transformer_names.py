@@ -739,7 +739,8 @@ def main(argv=None):
     )
 
     # Sampling: the cache changes the cost; the characters agree because the cached keys and values are the
-    # ones a full pass recomputes (equal up to float rounding, which here never changes a draw: checked below).
+    # ones a full pass recomputes (equal up to float rounding, which could flip a draw near a boundary; the
+    # check below says whether it did in this run).
     names = sample_names(model, itos, args.seed, args.samples)
     cost = sampling_cost(model, args.seed, repeats=max(1, min(20, args.samples * 2)))
     metrics["samples"] = names
