@@ -272,17 +272,17 @@ def write_atomically(path, write):
 
 
 def save_figure(fig, figs_dir, name):
-    """Save `fig` as figs_dir/name.png (in a notebook, show it first) and close it; returns the path."""
+    """Save `fig` as figs_dir/name.png and close it (in a notebook, show the saved file); returns the path."""
     import matplotlib.pyplot as plt
 
     try:
-        if in_notebook():  # show it in the notebook too: once closed, the figure would not appear there
-            from IPython.display import display
-
-            display(fig)
         path = write_atomically(Path(figs_dir) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
-        plt.close(fig)
+        plt.close(fig)  # closed, a figure is not drawn again at the end of a notebook cell
+    if in_notebook():  # the very image the file holds, not a second drawing of the figure
+        from IPython.display import Image, display
+
+        display(Image(filename=path))
     return Path(os.path.relpath(path)) if path.resolve().is_relative_to(Path.cwd()) else path
 
 

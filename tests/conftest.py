@@ -9,10 +9,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 
-import common
-from tests import notebooks, scripts
+# numpy's and scipy's OpenBLAS (under scikit-learn's references) start a thread per core, and its
+# threads wait by spinning: next to the lesson runs that share the cores, that spinning costs several
+# times the CPU time of the work itself. Read when the library loads, so set before anything imports it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+import common  # noqa: E402
+from tests import notebooks, scripts  # noqa: E402
 
 # The lessons' tensors are tiny: one thread is faster than two fighting over the cores with the
 # lesson scripts that run beside the tests. A learner runs with PyTorch's default thread count, which

@@ -49,6 +49,10 @@ def main():
     from nbclient import NotebookClient
 
     folder, runs = Path(sys.argv[1]), json.loads(sys.argv[2])
+    # These runs fill the time the tests leave the cores idle: at a lower priority (inherited by the
+    # lesson's worker processes and by the kernel), they take a core only when no test wants it, so the
+    # tests, which wait for them at the very end, are not slowed down by them.
+    os.nice(10)
     cells = []
     for lesson, flags in runs.items():
         (folder / lesson).mkdir(parents=True, exist_ok=True)

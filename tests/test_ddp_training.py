@@ -120,19 +120,20 @@ def test_forming_the_group_times_out_when_a_worker_never_comes():
     assert time.perf_counter() - start < 15
 
 
+def like_a_terminals_foreground_job():
+    """In the child before it starts: a process group of its own, which Ctrl-C in a terminal sends SIGINT
+    to (the launcher and every worker it starts), and SIGINT handled as a terminal leaves it. A shell
+    without job control (a script, `bash -c`, some CI runners) starts a background job (`pytest &`) with
+    SIGINT ignored, which stays ignored across fork and exec."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_every_worker(names_subset, tmp_path):
     command = [sys.executable, str(REPO / "ddp_training.py"), *SMALL, "--steps", "1000000", "--print-every", "20"]
     command += ["--data", str(names_subset), "--out", str(tmp_path), "--no-figure"]
-    # A session of its own, like a terminal's: Ctrl-C sends SIGINT to the launcher and its workers.
-    # SIGINT as a terminal leaves it: a shell without job control (a script, `bash -c`, some CI runners)
-    # starts a background job (`pytest &`) with SIGINT ignored, which stays ignored across fork and exec.
     process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=like_a_terminals_foreground_job
     )
     try:
         for line in process.stdout:

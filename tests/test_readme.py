@@ -3,7 +3,6 @@
 import contextlib
 import functools
 import importlib
-import importlib.util
 import io
 import json
 import re
@@ -204,13 +203,3 @@ def test_saved_metrics_are_what_the_script_prints_now(lesson):
             assert now[key] == saved[key], key
         else:
             assert now[key] == pytest.approx(saved[key], **within), f"{key}: within {within} of results/{lesson}.json"
-
-
-@pytest.mark.skipif(importlib.util.find_spec("pypandoc") is None, reason="pypandoc (make html installs it) is absent")
-def test_export_to_html_renders_math_and_figures(tmp_path):
-    import pypandoc
-
-    html = pypandoc.convert_file(str(REPO / "README.org"), "html5", extra_args=["--standalone", "--mathml"])
-    assert html.count("<math") >= 3
-    for lesson in LESSONS:
-        assert f'src="figs/{lesson}.png"' in html

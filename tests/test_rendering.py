@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from tests.test_readme import RUNNABLE, block_output
+from tests.test_readme import LESSONS, RUNNABLE, block_output
 
 README = (REPO / "README.org").read_text()
 FORMULAS = README.count("#+begin_formula")
@@ -100,6 +100,12 @@ def test_html_export_typesets_every_formula(html_page):
     assert html_page.count('<math display="block"') == FORMULAS
     visible = re.sub(r"<annotation .*?</annotation>", "", html_page, flags=re.S)  # MathML keeps the source here
     assert not LATEX.search(visible)
+
+
+@needs_pandoc
+def test_html_export_shows_every_lessons_figure(html_page):
+    for lesson in LESSONS:
+        assert f'src="figs/{lesson}.png"' in html_page
 
 
 @needs_pandoc
