@@ -102,8 +102,9 @@ def test_initial_loss_is_ln_27(names):
     X, Y = lesson.sequences(train_words[:512], stoi, 16)  # the 512 names the lesson measures it on
     for seed in range(3):
         model = fresh(seed=seed, argv=["--emb-dim", "64", "--layers", "2"])  # the lesson's default size
-        # measured on these 512 names over seeds 0-4, under both kernel families: at most 0.0053 from ln 27;
-        # with the output layer scaled by 0.1 instead of 0.03, seed 0 is 0.021 off and fails here
+        # on these 512 names over seeds 0-4 and the kernel families: at most 0.0053 from ln 27; with the
+        # output layer scaled by 0.1 instead of 0.03, seed 0 is 0.021 off and fails here
+        # (results/spread/lesson10_init_and_cut.txt, made as tests/spread_lesson10.py says)
         assert lesson.evaluate(model, X, Y) == pytest.approx(math.log(27), abs=1e-2)
 
 
@@ -114,8 +115,8 @@ def test_cutting_a_batch_after_its_longest_name_changes_no_loss(batch):
     assert T < 16
     full = F.cross_entropy(model(X).flatten(0, 1), Y.flatten(), ignore_index=lesson.IGNORE)
     cut = F.cross_entropy(model(X[:, :T]).flatten(0, 1), Y[:, :T].flatten(), ignore_index=lesson.IGNORE)
-    # the same sums, blocked otherwise: rounding only (this batch, models of seeds 0-4, under
-    # ATEN_CPU_CAPABILITY=default and avx2: at most 2.4e-7 apart, one float32 step of the loss)
+    # the same sums, blocked otherwise: rounding only (this batch, models of seeds 0-4, every kernel
+    # family: at most 2.4e-7 apart, one float32 step of the loss; results/spread/lesson10_init_and_cut.txt)
     assert float(cut.detach()) == pytest.approx(float(full.detach()), abs=5e-6)
 
 
