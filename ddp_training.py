@@ -248,8 +248,8 @@ def communication_seconds(model, rounds=50):
     gradients (0.5 MB) fit in DDP's first bucket (1 MiB by default): their one all-reduce starts when
     backward has computed the last of them, so none of it overlaps, and this is about what it adds.
     Measured as the steps are: `rounds` all-reduces back to back, the total divided by their number,
-    a mean to set against the mean time of a step (both carry the same disturbances from other
-    programs on the machine).
+    a mean to set against the mean time of a step. The two are taken at different moments, so on a
+    busy machine other programs may disturb one more than the other.
     """
     device = next(model.parameters()).device
     gradients = torch.zeros(sum(p.numel() for p in model.parameters()), device=device)

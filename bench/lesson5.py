@@ -20,7 +20,10 @@ def above_the_limit(x, y, V, ref_loss):
             {"rate": f"{lr:g}", **{f"step {193 + i}": f"{loss - ref_loss:.4f}" for i, loss in enumerate(last)}}
         )
     return (
-        "plain gradient descent, 200 full-batch steps: training loss - count optimum (nats) at the last 8 steps",
+        (
+            "plain gradient descent, 200 full-batch steps: training loss - count optimum (nats) at the last 8 steps,"
+            " each before its update (the lesson prints the loss after step 200)"
+        ),
         table,
     )
 
