@@ -2,7 +2,8 @@
 
 What you will learn
 - the loss a model that knows nothing should have: ln 27 = 3.2958 for 27 characters; a larger
-  initial loss means confident wrong guesses, so the output layer starts scaled down (--out-scale);
+  initial loss means random preferences among the characters (logits of std sigma cost about
+  sigma^2 / 2 nats more), so the output layer starts scaled down (--out-scale);
 - how the scale of the initial weights decides what reaches the deep layers: far too large and the
   tanh units saturate at +-1 (a saturated unit passes back almost no gradient, and the layers'
   gradients end up on scales far apart); too small and the activations shrink layer by layer;
@@ -190,7 +191,7 @@ def initialize(model, init, out_scale, gen):
         if linear.bias is not None:
             bound = 1 / math.sqrt(fan_in) if init == "default" and linear is not model.out else 0.0
             linear.bias.copy_((torch.rand(linear.bias.shape, generator=gen) * 2 - 1) * bound)
-    model.out.weight.mul_(out_scale)  # small logits: the first guesses are near uniform, not confidently wrong
+    model.out.weight.mul_(out_scale)  # small logits: the first guesses are near uniform, without random preferences
 
 
 # %% Training loop
@@ -316,14 +317,18 @@ def init_statistics(model, init, X, Y):
     q, h2 = mean_field(float(x.pow(2).mean()), sigma_w2, sigma_b2, model_norm(model))
     # Backwards, an example's error dL/da is multiplied per layer by the next layer's weights and tanh's
     # slope: in variance by chi = sigma_w^2 (of the layer above) * E[tanh'(sqrt(q) z)^2] (Schoenholz et al.).
+    # Not with BatchNorm: it divides out the weights' scale sigma_w^2 (and its backward subtracts the
+    # batch's mean error), so this chi predicts nothing there.
     chi = [sw2 * tanh_slope_second_moment(ql) for sw2, ql in zip(sigma_w2[1:], q[:-1])]
+    norm = model_norm(model)
     return {
         "loss": loss,
         "logit_std": float(logits.std(dim=1, correction=0).pow(2).mean().sqrt()),  # across the characters
         "top_prob": float(logits.softmax(dim=1).max(dim=1).values.mean()),
         "top_right": float((logits.argmax(dim=1) == Y).float().mean()),
-        "chi": chi,
-        "error_growth_predicted": math.sqrt(math.prod(chi)),  # std of dL/da, first hidden layer / last
+        "chi": chi if norm == "none" else None,
+        # std of dL/da, first hidden layer / last
+        "error_growth_predicted": math.sqrt(math.prod(chi)) if norm == "none" else None,
         "pre_std": [float(a.pow(2).mean().sqrt()) for a, _ in record],  # the mean is 0: std = root mean square
         "pre_std_predicted": np.sqrt(q).tolist(),
         "act_std": [float(h.pow(2).mean().sqrt()) for _, h in record],
@@ -496,15 +501,15 @@ def main(argv=None):
     grads = [inits[c]["grad_std"][0] / inits[c]["grad_std"][-1] for c in shown]
     errors = [(inits[c]["error_rms"][0] / inits[c]["error_rms"][-1], inits[c]["error_growth_predicted"]) for c in shown]
     say("weights" + "".join(f"{g:23.3g}x" for g in grads) + "   (gradients, batch averages)")
-    say("dL/da  " + "".join(f"{f'{m:.3g}x ({p:.3g}x)':>24s}" for m, p in errors) + "   (each example's own)")
+    cells = [f"{m:.3g}x ({p:.3g}x)" if p is not None else f"{m:.3g}x (-)" for m, p in errors]
+    say("dL/da  " + "".join(f"{cell:>24s}" for cell in cells) + "   (each example's own; -: no mean-field")
+    say(" " * 7 + "prediction with BatchNorm, which divides out the weights' scale that the prediction is made of)")
     say("chi per layer, mean-field (layer 1 first):")
     for c in [("normal", "none"), ("kaiming", "none")]:
         say(f"  {c[0]:8s}" + " ".join(f"{x:.3g}" for x in inits[c]["chi"]))
     worst = max(abs(m / p - 1) for s in inits.values() for m, p in zip(s["pre_std"], s["pre_std_predicted"]) if p > 0)
-    spread = max(
-        abs(a - b)
-        for i in INITS
-        for a, b in zip(inits[(i, "batch")]["act_std"], inits[("kaiming", "batch")]["act_std"])
+    spread = max(  # in any layer, the largest std of the four inits minus the smallest
+        max(stds) - min(stds) for stds in zip(*(inits[(i, "batch")]["act_std"] for i in INITS))
     )
     say(
         f"measured against mean-field: the pre-activation std differs by at most {worst:.1%} in any layer above "

@@ -103,6 +103,9 @@ def test_each_examples_error_grows_backwards_as_mean_field_predicts(probe):
         # chi (the lesson's data give 75x against 85x predicted for N(0, 1), 1.13x against 1.20x for Kaiming;
         # layers of 128 units are not the wide limit)
         assert errors[0] / errors[-1] == pytest.approx(stats["error_growth_predicted"], rel=0.25)
+    # BatchNorm divides out the weights' scale that chi is made of: no prediction is claimed there
+    with_batchnorm = lesson.init_statistics(fresh(vocab, "kaiming", "batch"), "kaiming", X, Y)
+    assert with_batchnorm["error_growth_predicted"] is None and with_batchnorm["chi"] is None
     error, grad, stats = growth["normal"]
     # N(0, 1) is chaotic, chi far above 1 in every layer; the batch's averaged weight gradients grow less
     # than each example's error (51.7x against 75x in the lesson): the examples agree less in the first layers
