@@ -314,13 +314,13 @@ def init_statistics(model, init, X, Y):
     x = model.C(X).flatten(1)
     sigma_w2 = [lin.in_features * weight_std(init, lin.in_features) ** 2 for lin in model.linears]
     sigma_b2 = [0.0 if lin.bias is None or init != "default" else 1 / (3 * lin.in_features) for lin in model.linears]
-    q, h2 = mean_field(float(x.pow(2).mean()), sigma_w2, sigma_b2, model_norm(model))
+    norm = model_norm(model)
+    q, h2 = mean_field(float(x.pow(2).mean()), sigma_w2, sigma_b2, norm)
     # Backwards, an example's error dL/da is multiplied per layer by the next layer's weights and tanh's
     # slope: in variance by chi = sigma_w^2 (of the layer above) * E[tanh'(sqrt(q) z)^2] (Schoenholz et al.).
     # Not with BatchNorm: it divides out the weights' scale sigma_w^2 (and its backward subtracts the
     # batch's mean error), so this chi predicts nothing there.
     chi = [sw2 * tanh_slope_second_moment(ql) for sw2, ql in zip(sigma_w2[1:], q[:-1])]
-    norm = model_norm(model)
     return {
         "loss": loss,
         "logit_std": float(logits.std(dim=1, correction=0).pow(2).mean().sqrt()),  # across the characters

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 # numpy's and scipy's OpenBLAS (under scikit-learn's references) start a thread per core, and its
-# threads wait by spinning: next to the lesson runs that share the cores, that spinning costs several
-# times the CPU time of the work itself. Read when the library loads, so set before anything imports it.
+# threads wait by spinning: next to the lesson runs that share the cores, that spinning costs more
+# CPU time than the work itself. Read when the library loads, so set before anything imports it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402

@@ -63,8 +63,8 @@ def run_one(lesson, flags, folder):
 def main():
     folder, runs = Path(sys.argv[1]), json.loads(sys.argv[2])
     # These runs fill the time the tests leave the cores idle: at a lower priority (inherited by the
-    # lesson's worker processes and by the kernel), they take a core only when no test wants it, so the
-    # tests, which wait for them at the very end, are not slowed down by them.
+    # lessons' worker processes), the scheduler gives the cores to the tests first, so the tests, which
+    # wait for these runs only at the very end, are hardly slowed down by them.
     os.nice(10)
     for lesson, flags in runs.items():
         run_one(lesson, flags, folder / lesson)
