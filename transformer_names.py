@@ -46,6 +46,7 @@ Run it:
 # %% Setup
 import math
 import time
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -134,6 +135,64 @@ def sequences(words, stoi, block_size):
     return X, Y
 
 
+class Packed(NamedTuple):
+    """Names laid end to end in rows of a fixed width, for training: (rows, width) each."""
+
+    X: torch.Tensor  # inputs: each name's start marker and characters, then the next name's
+    Y: torch.Tensor  # targets; IGNORE on the padding at the end of a row
+    positions: torch.Tensor  # each position's place in its own name: 0 at its start marker
+    name: torch.Tensor  # which name of the batch each position holds; -1 on the padding
+
+    def allowed(self):
+        """(rows, 1, width, width): a position may look at the earlier positions of its own name only, so
+        every name sees exactly what it sees alone in a padded row (one mask for every head)."""
+        width = self.X.shape[1]
+        earlier = torch.ones(width, width, dtype=torch.bool, device=self.X.device).tril()
+        return ((self.name[:, :, None] == self.name[:, None, :]) & earlier)[:, None]
+
+
+def first_fit_decreasing(sizes, width):
+    """Bins of room `width`: each size, the largest first, goes into the first bin it fits in."""
+    bins, room = [], []
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        b = next((b for b, r in enumerate(room) if r >= sizes[i]), len(bins))
+        if b == len(bins):
+            bins.append([])
+            room.append(width)
+        bins[b].append(i)
+        room[b] -= sizes[i]
+    return bins
+
+
+def pack(X, Y, lengths, batches):
+    """Each batch of names (a row of `batches`, indices into X, Y) packed into rows of X's width.
+
+    A padded row of X spends its positions after the name on padding, which costs as much to compute
+    as a character; a batch of 64 random names cut after its longest name is mostly padding. Packed
+    (Krell et al. 2021), the names of a batch fill few rows, and the mask of `Packed.allowed` keeps
+    each name to itself. Returns the rows of all the batches and where each batch's rows start.
+    """
+    width = X.shape[1]
+    src, place, size, tag, starts = [], [], [], [], [0]  # per name: its row of X, where it goes, its size
+    for names in batches.tolist():
+        sizes = [lengths[n] + 1 for n in names]  # the start marker and the characters
+        bins = first_fit_decreasing(sizes, width)
+        for r, bin in enumerate(bins, start=starts[-1]):
+            at = r * width
+            for i in bin:
+                src.append(names[i]), place.append(at), size.append(sizes[i]), tag.append(i)
+                at += sizes[i]
+        starts.append(starts[-1] + len(bins))
+    size = torch.tensor(size)
+    which = torch.repeat_interleave(torch.arange(len(size)), size)  # the name each packed position holds
+    j = torch.arange(int(size.sum())) - (size.cumsum(0) - size)[which]  # its place in that name
+    at = torch.tensor(place)[which] + j
+    X_, Y_, positions, name = (torch.full((starts[-1] * width,), fill, dtype=torch.long) for fill in (0, IGNORE, 0, -1))
+    X_[at], Y_[at] = X[torch.tensor(src)[which], j], Y[torch.tensor(src)[which], j]
+    positions[at], name[at] = j, torch.tensor(tag)[which]
+    return Packed(*(t.view(-1, width) for t in (X_, Y_, positions, name))), starts
+
+
 def check_block_size(words, block_size, flag="--block-size"):
     """Refuse a block too short for the longest word: its last characters would have no place."""
     longest = max((len(w) for w in words), default=0)
@@ -145,17 +204,19 @@ def check_block_size(words, block_size, flag="--block-size"):
 
 
 # %% Attention by hand
-def attention(q, k, v, causal=True):
+def attention(q, k, v, causal=True, allowed=None):
     """softmax(q k^T / sqrt(d)) v, and the weights: (..., T, d) queries against (..., S, d) keys and values.
 
     causal: query i is the i-th of the last T of S positions and may look at the positions up to its
-    own only (with a cache of earlier keys, S > T). A masked score is -inf, so its weight is exactly 0.
+    own only (with a cache of earlier keys, S > T). allowed: a (..., T, S) mask of its own instead (True
+    where a query may look), as packed rows need. A masked score is -inf, so its weight is exactly 0.
     """
     d = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)
-    if causal:
+    if allowed is None and causal:
         T, S = scores.shape[-2:]
         allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+    if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     weights = F.softmax(scores, dim=-1)
     return weights @ v, weights
@@ -219,7 +280,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)  # W_o: mixes the heads' outputs
         self.weights = None  # the last attention weights, (batch, heads, T, S), kept to draw
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, allowed=None):
         B, T, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)
         # (B, T, d) -> (B, heads, T, d / heads): each head attends with its own slice of the width
@@ -228,7 +289,7 @@ class SelfAttention(nn.Module):
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-        out, self.weights = attention(q, k, v, causal=self.causal)
+        out, self.weights = attention(q, k, v, causal=self.causal, allowed=allowed)
         return self.proj(out.transpose(1, 2).reshape(B, T, d))
 
 
@@ -243,8 +304,8 @@ class Block(nn.Module):
         self.drop = Dropout(dropout)
         self.residual = residual
 
-    def forward(self, x, cache=None):
-        a = self.drop(self.attn(self.ln1(x), cache))
+    def forward(self, x, cache=None, allowed=None):
+        a = self.drop(self.attn(self.ln1(x), cache, allowed))
         x = x + a if self.residual else a
         f = self.drop(self.ffn(self.ln2(x)))
         return x + f if self.residual else f
@@ -264,18 +325,21 @@ class Transformer(nn.Module):
         self.ln = nn.LayerNorm(d)
         self.out = nn.Linear(d, vocab_size)
 
-    def embed(self, X, start=0):
-        """The vectors the first block sees: C[X] plus the vector of each position (start: of the first)."""
+    def embed(self, X, start=0, packing=None):
+        """The vectors the first block sees: C[X] plus the vector of each position (start: of the first;
+        packing: each position's place in its own name, for packed rows)."""
         x = self.C(X)
         if self.positions:
-            x = x + self.P.weight[start : start + X.shape[1]]
+            x = x + (self.P.weight[start : start + X.shape[1]] if packing is None else self.P(packing.positions))
         return x
 
-    def forward(self, X, caches=None, start=0, x=None):
-        """Logits (B, T, vocab) for inputs X (B, T); x: the embedded inputs, if given instead."""
-        x = self.drop(self.embed(X, start) if x is None else x)
+    def forward(self, X, caches=None, start=0, x=None, packing=None):
+        """Logits (B, T, vocab) for inputs X (B, T); x: the embedded inputs, if given instead; packing: the
+        positions and the mask of packed rows (see `pack`)."""
+        x = self.drop(self.embed(X, start, packing) if x is None else x)
+        allowed = None if packing is None else packing.allowed()
         for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i])
+            x = block(x, None if caches is None else caches[i], allowed)
         return self.out(self.ln(x))
 
     def set_dropout_generator(self, gen):
@@ -363,6 +427,21 @@ def causality(model, X, t):
 
 
 @torch.no_grad()
+def packing_difference(model, X, Y, lengths, batch_size=64):
+    """The names X, Y, in batches of `batch_size`, packed as training packs them: the largest |difference|
+    of a logit of a packed name from the same logit with the name alone in its padded row."""
+    model.eval()
+    batches = torch.arange(len(X) // batch_size * batch_size).view(-1, batch_size)  # a last partial batch left out
+    packed, starts = pack(X.cpu(), Y.cpu(), lengths, batches)
+    packed = Packed(*(t.to(X.device) for t in packed))
+    rows_batch = torch.repeat_interleave(torch.arange(len(batches)), torch.tensor(starts).diff()).to(X.device)
+    real = packed.name >= 0
+    name = batches.to(X.device)[rows_batch[:, None].expand_as(real)[real], packed.name[real]]  # its row of X
+    alone = model(X)[name, packed.positions[real]]
+    return float((model(packed.X, packing=packed)[real] - alone).abs().max())
+
+
+@torch.no_grad()
 def permutation_differences(model, X, gen):
     """Without the causal mask: permute the positions of the inputs; how far the outputs are from the
     outputs permuted the same way, without the position embeddings and with them."""
@@ -435,34 +514,42 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
     """Mini-batch AdamW; returns the history and the best dev state.
 
     The loop waits for the device once per `chunk` steps, not at every step: the batch indices are
-    drawn `chunk` steps at a time and moved in one copy, each step's loss stays on the device, and the
-    running loss (for the printout and the divergence check) is read back once per chunk. Each batch is
-    cut after its longest name: the padding beyond it changes no loss and would only cost time.
+    drawn `chunk` steps at a time, packed (on the CPU: Xtr, Ytr stay there) and moved in one copy, each
+    step's loss stays on the device, and the running loss (for the printout and the divergence check)
+    is read back once per chunk. history["positions"] counts the positions the packed rows computed,
+    the real ones among them, and what padded rows cut after each batch's longest name would have had.
     """
     Xtr, Ytr, lengths, Xdev, Ydev = data
+    device = Xdev.device
     decayed = [p for name, p in model.named_parameters() if p.dim() == 2 and name not in ("C.weight", "P.weight")]
     others = [p for p in model.parameters() if all(p is not w for w in decayed)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}], lr=args.lr
-    )
+    groups = [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}]
+    # fused: one kernel updates every parameter, instead of a dozen small operations per parameter
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, fused=device.type in ("cpu", "cuda"))
     guess = math.log(model.out.out_features)  # uniform guessing; far above it, the run has diverged
     history = {"step": [], "train": [], "dev": [], "time": [], "seconds": 0.0}
+    history["positions"] = {"packed": 0, "real": 0, "padded": 0}
     best = {"dev": float("inf"), "state": None, "step": 0}
-    losses = torch.zeros(args.steps, device=Xtr.device)
+    losses = torch.zeros(args.steps, device=device)
     running, evaluating, checked = None, 0.0, 0
     start = time.perf_counter()
     model.train()
     try:
         for step in range(args.steps):
             if step % chunk == 0:
-                rows = torch.randint(0, len(Xtr), (min(chunk, args.steps - step), args.batch_size), generator=batch_gen)
-                longest = (lengths[rows].amax(dim=1) + 1).tolist()  # positions each batch needs (on the CPU)
-                rows = rows.to(Xtr.device)
-            i, T = rows[step % chunk], longest[step % chunk]
+                batches = torch.randint(0, len(Xtr), (min(chunk, args.steps - step), args.batch_size), generator=batch_gen)
+                packed, starts = pack(Xtr, Ytr, lengths, batches)
+                counted = history["positions"]
+                counted["packed"] += packed.X.numel()
+                counted["real"] += int((packed.Y != IGNORE).sum())
+                counted["padded"] += int((torch.tensor(lengths)[batches].amax(dim=1) + 1).sum()) * args.batch_size
+                packed = Packed(*(t.to(device) for t in packed))
+            rows = slice(starts[step % chunk], starts[step % chunk + 1])
+            batch = Packed(*(t[rows] for t in packed))
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * lr_factor(step, args.steps)
-            logits = model(Xtr[i, :T])
-            loss = F.cross_entropy(logits.flatten(0, 1), Ytr[i, :T].flatten(), ignore_index=IGNORE)
+            logits = model(batch.X, packing=batch)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.Y.flatten(), ignore_index=IGNORE)
             optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: clear the last step's first
             loss.backward()
             optimizer.step()
@@ -627,7 +714,8 @@ def main(argv=None):
     (Xtr, Ytr), (Xdev, Ydev), (Xte, Yte) = (
         sequences(w, stoi, args.block_size) for w in (train_words, dev_words, test_words)
     )
-    lengths = torch.tensor([len(w) for w in train_words])  # on the CPU: each batch is cut to its longest name
+    lengths = [len(w) for w in train_words]
+    packable = (Xtr, Ytr, lengths)  # on the CPU: the batches are packed there, a chunk of steps at a time
     Xtr, Ytr, Xdev, Ydev, Xte, Yte = (t.to(device) for t in (Xtr, Ytr, Xdev, Ydev, Xte, Yte))
     ref_loss = mlp_embedding.bigram_nll(dev_words, stoi) if dev_words else mlp_embedding.bigram_nll(train_words, stoi)
     say(
@@ -686,7 +774,7 @@ def main(argv=None):
             save_checkpoint(checkpoint, best["state"], itos, args, best["step"], best["dev"])
         say(f"step {step:6d} | train {train_loss:.4f} | dev {dev_loss:.4f} | {speed:5.0f} steps/s")
 
-    history, best = train(model, (Xtr, Ytr, lengths, Xdev, Ydev), args, batch_gen, report)
+    history, best = train(model, (*packable, Xdev, Ydev), args, batch_gen, report)
     if history.get("interrupted"):
         say(f"interrupted: the best model so far (step {best['step']}) is in {checkpoint}")
     if best["state"] is None:
@@ -714,6 +802,12 @@ def main(argv=None):
         if metrics[key] is not None
     )
     say(f"best model (step {best['step']}): {losses} nats; {history['seconds']:.1f} s of training")
+    counted = history["positions"]
+    metrics["packing"] = {
+        "rows_per_batch": counted["packed"] / args.block_size / max(1, history["step"][-1]),
+        "real_packed": counted["real"] / counted["packed"],
+        "real_padded": counted["real"] / counted["padded"],
+    }
     say(f"against the bigram optimum of the dev words: {metrics['gap']:+.1%}")
 
     # What the trained model proves: the library computes the same attention; the mask is exact.
@@ -722,6 +816,11 @@ def main(argv=None):
     t = args.block_size // 2 - 1
     causal = causality(model, check_X, t)
     perm = permutation_differences(model, check_X, common.generator(args.seed))
+    some = (dev_words or train_words)[:128]  # two batches of 64 (or one of what there is)
+    packed_batch = min(64, len(some))
+    some = some[: len(some) // packed_batch * packed_batch]
+    some_X, some_Y = (t.to(device) for t in sequences(some, stoi, args.block_size))
+    metrics["packing"]["logits"] = packing_difference(model, some_X, some_Y, [len(w) for w in some], packed_batch)
     metrics.update(attention_vs_sdpa=library["sdpa"], attention_vs_mha=library["mha"], causality=causal,
                    permutation=perm)  # fmt: skip
     say(
@@ -732,6 +831,13 @@ def main(argv=None):
         f"causality: changing the characters after position {t} changes the logits up to it by at most "
         f"{causal['logits_up_to_t']:g} (those after it by up to {causal['logits_after_t']:.2f}); gradient of position "
         f"{t}'s logits with respect to the later inputs: at most {causal['grad_after_t']:g}"
+    )
+    p = metrics["packing"]
+    say(
+        f"packing: a batch of {args.batch_size} names filled {p['rows_per_batch']:.1f} rows of {args.block_size} "
+        f"positions on average, {p['real_packed']:.0%} of them characters (rows cut after each batch's longest "
+        f"name: {p['real_padded']:.0%}); the logits of {len(some)} names packed in batches of {packed_batch} "
+        f"differ from their logits alone by at most {p['logits']:g}"
     )
     say(
         f"positions, without the mask: permuting the inputs permutes the outputs to within {perm['without']:.1e} "

@@ -1,13 +1,14 @@
 """The numbers behind two tolerances of tests/test_transformer_names.py, for one seed of the model.
 
-    python -m tools.spread "python -m tests.spread_lesson10" --seeds 0 1 2 3 4 --save lesson10_init_and_cut
+    python -m tools.spread "python -m tests.spread_lesson10" --seeds 0 1 2 3 4 --save lesson10_init_and_packing
 
 rebuilds what those tests build (the 3,000 most frequent names, shuffled and split with seed 0, as
 the `names` fixture does) with the model drawn from `--seed`, and returns:
 - init_gap / init_gap_out_scale_0.1: |initial loss - ln 27| on the first 512 training names, for the
   lesson's default size (width 64, 2 blocks), with the output layer scaled by the lesson's 0.03 and by 0.1;
-- cut_minus_full: the loss of the first 64 training names with each batch cut after its longest name,
-  minus the loss over all 16 positions, for the tests' SMALL model.
+- packed_vs_padded: the largest |difference| between a logit of the first 128 training names packed
+  (two batches of 64, as training packs them) and the same logit with each name in a padded row of
+  its own, for the tests' SMALL model.
 """
 
 import argparse
@@ -44,11 +45,7 @@ def run(argv=()):
         lesson.initialize(model, common.generator(seed), out_scale)  # the same draws, another output scale
         found[name] = abs(lesson.evaluate(model, X, Y) - math.log(len(stoi)))
 
-    X, Y = lesson.sequences(train_words[:64], stoi, 16)
+    X, Y = lesson.sequences(train_words[:128], stoi, 16)
     model = lesson.build(len(stoi), lesson.parse_args(SMALL), common.generator(seed), "cpu").eval()
-    T = int((Y != lesson.IGNORE).sum(1).max())
-    with torch.no_grad():
-        full = F.cross_entropy(model(X).flatten(0, 1), Y.flatten(), ignore_index=lesson.IGNORE)
-        cut = F.cross_entropy(model(X[:, :T]).flatten(0, 1), Y[:, :T].flatten(), ignore_index=lesson.IGNORE)
-    found["cut_minus_full"] = float(cut - full)
+    found["packed_vs_padded"] = lesson.packing_difference(model, X, Y, [len(w) for w in train_words[:128]])
     return found
