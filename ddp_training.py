@@ -321,7 +321,7 @@ def train_ddp(rank, world_size, args, device, backend, say):
         kinds = []
     for kind in kinds:
         bn_model = initial_model(itos, args, weights, batchnorm=True)
-        if kind == "syncbatchnorm":  # statistics over all workers' rows: an all-reduce in every forward
+        if kind == "syncbatchnorm":  # statistics over all workers' rows: an all-gather in every forward
             bn_model = nn.SyncBatchNorm.convert_sync_batchnorm(bn_model)
         # By default (forward_sync_buffers, named broadcast_buffers before PyTorch 2.13) every forward
         # first copies rank 0's buffers, here BatchNorm's running mean and variance, to every worker.

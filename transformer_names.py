@@ -19,8 +19,11 @@ What you will learn
   Hinton 2016; placed before each branch, "pre-norm", as in GPT-2 and analysed by Xiong et al. 2020)
   and on a residual path, with dropout; why a deep stack needs that path: without it the positions'
   vectors become alike (Dong, Cordonnier and Loukas 2021), measured with lesson 7's statistics;
-- sampling one character at a time, and a cache of keys and values that makes each new character
-  cost one row of attention instead of the whole square;
+- packing: the names of a batch laid end to end in a few rows, with a mask that keeps each name to
+  itself (Krell et al. 2021), so that a step computes names rather than padding;
+- sampling one character at a time, and a cache of keys and values with which each new character
+  runs every layer at its own position only, and one row of attention, instead of the whole prefix
+  again;
 - against lesson 6's MLP trained for the same wall time, and the bigram optimum, on the same dev words.
 
 A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. Gomez, L. Kaiser, I. Polosukhin (2017),
@@ -32,10 +35,11 @@ Linear Units (GELUs), arXiv:1606.08415. A. Radford, J. Wu, R. Child, D. Luan, D.
 (2019), Language Models are Unsupervised Multitask Learners (GPT-2), OpenAI. R. Xiong et al. (2020),
 On Layer Normalization in the Transformer Architecture, ICML. Y. Dong, J.-B. Cordonnier, A. Loukas
 (2021), Attention is not all you need: pure attention loses rank doubly exponentially with depth,
-ICML. A. Haviv, O. Ram, O. Press, P. Izsak, O. Levy (2022), Transformer Language Models without
-Positional Encodings Still Learn Positional Information, Findings of EMNLP. It parallels Andrej
-Karpathy's makemore (its transformer) and his lecture "Let's build GPT: from scratch, in code,
-spelled out" (Neural Networks: Zero to Hero).
+ICML. M. M. Krell et al. (2021), Efficient Sequence Packing without Cross-contamination,
+arXiv:2107.02027. A. Haviv, O. Ram, O. Press, P. Izsak, O. Levy (2022), Transformer Language Models
+without Positional Encodings Still Learn Positional Information, Findings of EMNLP. It parallels
+Andrej Karpathy's makemore (its transformer) and his lecture "Let's build GPT: from scratch, in
+code, spelled out" (Neural Networks: Zero to Hero).
 
 Run it:
     python transformer_names.py                   # train, compare with lesson 6's MLP for the same time
@@ -62,7 +66,7 @@ DEPTH = 8  # blocks in the fresh stacks that show why the residual path matters
 
 
 def parse_args(argv):
-    p = common.parser(__doc__, epochs=None, lr=3e-3, lr_help="peak learning rate of AdamW")
+    p = common.parser(__doc__, epochs=None, lr=5e-3, lr_help="peak learning rate of AdamW")
     p.add_argument(
         "--data",
         default=common.REPO / "data" / "names.txt",
@@ -76,7 +80,8 @@ def parse_args(argv):
         "--block-size",
         type=common.positive_int,
         default=16,
-        help="padded length: the start marker and up to block-size - 1 characters (names.txt's longest has 15)",
+        help="positions per row, padded or packed: the start marker and up to block-size - 1 characters "
+        "(names.txt's longest has 15)",
     )
     p.add_argument("--emb-dim", type=common.positive_int, default=64, help="width d of every position's vector")
     p.add_argument("--heads", type=common.positive_int, default=4, help="attention heads; must divide --emb-dim")
@@ -84,11 +89,11 @@ def parse_args(argv):
     p.add_argument(
         "--dropout",
         type=common.fraction,
-        default=0.1,
+        default=0.05,
         help="share of the embeddings' and of each residual branch's outputs dropped in training",
     )
     p.add_argument("--batch-size", type=common.positive_int, default=64, help="names per step")
-    p.add_argument("--steps", type=common.positive_int, default=3600, help="gradient steps")
+    p.add_argument("--steps", type=common.positive_int, default=6000, help="gradient steps")
     p.add_argument(
         "--weight-decay", type=common.non_negative_float, default=0.1, help="AdamW's decay of the weight matrices"
     )
@@ -144,8 +149,8 @@ class Packed(NamedTuple):
     name: torch.Tensor  # which name of the batch each position holds; -1 on the padding
 
     def allowed(self):
-        """(rows, 1, width, width): a position may look at the earlier positions of its own name only, so
-        every name sees exactly what it sees alone in a padded row (one mask for every head)."""
+        """(rows, 1, width, width): a position may look at itself and the earlier positions of its own
+        name, so every name sees exactly what it sees alone in a padded row (one mask for every head)."""
         width = self.X.shape[1]
         earlier = torch.ones(width, width, dtype=torch.bool, device=self.X.device).tril()
         return ((self.name[:, :, None] == self.name[:, None, :]) & earlier)[:, None]
@@ -168,7 +173,8 @@ def pack(X, Y, lengths, batches):
     """Each batch of names (a row of `batches`, indices into X, Y) packed into rows of X's width.
 
     A padded row of X spends its positions after the name on padding, which costs as much to compute
-    as a character; a batch of 64 random names cut after its longest name is mostly padding. Packed
+    as a character; a batch of 64 random names cut after its longest name is still about a third
+    padding (rows of 16 would be more than half). Packed
     (Krell et al. 2021), the names of a batch fill few rows, and the mask of `Packed.allowed` keeps
     each name to itself. Returns the rows of all the batches and where each batch's rows start.
     """
@@ -254,7 +260,7 @@ class Dropout(nn.Module):
 
     nn.Dropout draws from PyTorch's global random generator, which --seed does not reach; the masks
     come from a generator seeded from the batch stream instead (on the model's device), so a run
-    repeats to the last digit. Zeroes a share p of the entries and scales the rest by 1/(1-p),
+    repeats to the last digit. Zeroes each entry with probability p and scales the rest by 1/(1-p),
     so the expected output is the input; in eval mode it does nothing.
     """
 
@@ -514,7 +520,7 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
     """Mini-batch AdamW; returns the history and the best dev state.
 
     The loop waits for the device once per `chunk` steps, not at every step: the batch indices are
-    drawn `chunk` steps at a time, packed (on the CPU: Xtr, Ytr stay there) and moved in one copy, each
+    drawn `chunk` steps at a time, packed (on the CPU: Xtr, Ytr stay there) and moved once, each
     step's loss stays on the device, and the running loss (for the printout and the divergence check)
     is read back once per chunk. history["positions"] counts the positions the packed rows computed,
     the real ones among them, and what padded rows cut after each batch's longest name would have had.
@@ -524,7 +530,7 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
     decayed = [p for name, p in model.named_parameters() if p.dim() == 2 and name not in ("C.weight", "P.weight")]
     others = [p for p in model.parameters() if all(p is not w for w in decayed)]
     groups = [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}]
-    # fused: one kernel updates every parameter, instead of a dozen small operations per parameter
+    # fused: one operation per parameter group (the CPU's default loops over the parameters, several each)
     optimizer = torch.optim.AdamW(groups, lr=args.lr, fused=device.type in ("cpu", "cuda"))
     guess = math.log(model.out.out_features)  # uniform guessing; far above it, the run has diverged
     history = {"step": [], "train": [], "dev": [], "time": [], "seconds": 0.0}
@@ -537,7 +543,8 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
     try:
         for step in range(args.steps):
             if step % chunk == 0:
-                batches = torch.randint(0, len(Xtr), (min(chunk, args.steps - step), args.batch_size), generator=batch_gen)
+                shape = (min(chunk, args.steps - step), args.batch_size)
+                batches = torch.randint(0, len(Xtr), shape, generator=batch_gen)
                 packed, starts = pack(Xtr, Ytr, lengths, batches)
                 counted = history["positions"]
                 counted["packed"] += packed.X.numel()
@@ -791,6 +798,7 @@ def main(argv=None):
         "parameters": n_params,
         "device": str(device),
         "init_loss": init_loss,
+        "history": {k: history[k] for k in ("step", "train", "dev", "time")},
         "scale": scale,
         "residual": stats,
     }
@@ -835,8 +843,8 @@ def main(argv=None):
     p = metrics["packing"]
     say(
         f"packing: a batch of {args.batch_size} names filled {p['rows_per_batch']:.1f} rows of {args.block_size} "
-        f"positions on average, {p['real_packed']:.0%} of them characters (rows cut after each batch's longest "
-        f"name: {p['real_padded']:.0%}); the logits of {len(some)} names packed in batches of {packed_batch} "
+        f"positions on average, {p['real_packed']:.0%} of them a name's, not padding (rows cut after each batch's "
+        f"longest name: {p['real_padded']:.0%}); the logits of {len(some)} names packed in batches of {packed_batch} "
         f"differ from their logits alone by at most {p['logits']:g}"
     )
     say(

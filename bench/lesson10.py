@@ -39,7 +39,9 @@ def row(budget, seed):
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as out:
         probe = transformer_run(PROBE_STEPS, seed, out)
-        steps = max(1, round(budget * PROBE_STEPS / probe["seconds"]))
+        # the speed after the probe's first tenth: its first steps are slower (memory, the optimizer's state)
+        done, seconds = (probe["history"][k][-1] - probe["history"][k][0] for k in ("step", "time"))
+        steps = max(1, round(budget * done / seconds))
         transformer = transformer_run(steps, seed, out)
     args = lesson.parse_args(["--seed", str(seed)])
     mlp = lesson.lesson6_for(budget, args)

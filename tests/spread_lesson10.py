@@ -16,9 +16,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 import common
 import mlp_embedding
 import transformer_names as lesson
