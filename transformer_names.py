@@ -173,29 +173,29 @@ def pack(X, Y, lengths, batches):
     """Each batch of names (a row of `batches`, indices into X, Y) packed into rows of X's width.
 
     A padded row of X spends its positions after the name on padding, which costs as much to compute
-    as a character; a batch of 64 random names cut after its longest name is still about a third
-    padding (rows of 16 would be more than half). Packed
-    (Krell et al. 2021), the names of a batch fill few rows, and the mask of `Packed.allowed` keeps
-    each name to itself. Returns the rows of all the batches and where each batch's rows start.
+    as a character: a batch of 64 random names cut after its longest name is still about a third
+    padding, in rows of 16 more than half. Packed (Krell et al. 2021), the names of a batch fill a
+    few rows, and the mask of `Packed.allowed` keeps each name to itself. Returns the rows of all the
+    batches and where each batch's rows start.
     """
     width = X.shape[1]
-    src, place, size, tag, starts = [], [], [], [], [0]  # per name: its row of X, where it goes, its size
+    placed, starts = [], [0]  # per name: its row of X, where it starts in the packed rows, its size, its tag
     for names in batches.tolist():
         sizes = [lengths[n] + 1 for n in names]  # the start marker and the characters
         bins = first_fit_decreasing(sizes, width)
         for r, bin in enumerate(bins, start=starts[-1]):
             at = r * width
-            for i in bin:
-                src.append(names[i]), place.append(at), size.append(sizes[i]), tag.append(i)
+            for i in bin:  # tag: the name's place in its batch, unique in the batch (a name can come twice)
+                placed.append((names[i], at, sizes[i], i))
                 at += sizes[i]
         starts.append(starts[-1] + len(bins))
-    size = torch.tensor(size)
+    src, place, size, tag = (torch.tensor(column) for column in zip(*placed))
     which = torch.repeat_interleave(torch.arange(len(size)), size)  # the name each packed position holds
     j = torch.arange(int(size.sum())) - (size.cumsum(0) - size)[which]  # its place in that name
-    at = torch.tensor(place)[which] + j
+    at = place[which] + j
     X_, Y_, positions, name = (torch.full((starts[-1] * width,), fill, dtype=torch.long) for fill in (0, IGNORE, 0, -1))
-    X_[at], Y_[at] = X[torch.tensor(src)[which], j], Y[torch.tensor(src)[which], j]
-    positions[at], name[at] = j, torch.tensor(tag)[which]
+    X_[at], Y_[at] = X[src[which], j], Y[src[which], j]
+    positions[at], name[at] = j, tag[which]
     return Packed(*(t.view(-1, width) for t in (X_, Y_, positions, name))), starts
 
 

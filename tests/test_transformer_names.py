@@ -171,6 +171,8 @@ def test_reduced_run_beats_the_bigram_optimum_on_dev(quick):
     assert metrics["gap"] == pytest.approx(metrics["dev_loss"] / metrics["ref_loss"] - 1)
     assert metrics["attention_vs_sdpa"] < 1e-5 and metrics["causality"]["logits_up_to_t"] == 0.0
     assert metrics["same_with_cache"] is True
+    packing = metrics["packing"]  # the trained model's packed logits, and what packing saved
+    assert packing["logits"] < 1e-5 and packing["real_packed"] > 0.85 and packing["real_padded"] < 0.75
 
 
 def test_same_seed_same_numbers_with_dropout(quick, learner_threads):
