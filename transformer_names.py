@@ -546,10 +546,11 @@ def train(model, data, args, batch_gen, on_eval=None, chunk=100):
                 shape = (min(chunk, args.steps - step), args.batch_size)
                 batches = torch.randint(0, len(Xtr), shape, generator=batch_gen)
                 packed, starts = pack(Xtr, Ytr, lengths, batches)
+                sizes = torch.tensor(lengths)[batches] + 1  # each name's positions: its start marker and characters
                 counted = history["positions"]
                 counted["packed"] += packed.X.numel()
-                counted["real"] += int((packed.Y != IGNORE).sum())
-                counted["padded"] += int((torch.tensor(lengths)[batches].amax(dim=1) + 1).sum()) * args.batch_size
+                counted["real"] += int(sizes.sum())
+                counted["padded"] += int(sizes.amax(dim=1).sum()) * args.batch_size  # rows cut after the longest
                 packed = Packed(*(t.to(device) for t in packed))
             rows = slice(starts[step % chunk], starts[step % chunk + 1])
             batch = Packed(*(t[rows] for t in packed))
