@@ -128,13 +128,19 @@ def test_adam_weight_decay_is_the_coupled_l2_penalty_so_it_reaches_ridge_too():
 
 
 def test_mean_absolute_error_with_two_targets_is_solved_exactly_target_by_target():
-    X, Y, *_ = lesson.load_dataset("crops", common.generator(0))
-    X = lesson.scaler("standardize", X)(X)
-    exact = lesson.reference(X, Y, 1, 0.0)
-    lbfgs = lesson.PowerRegression(1, 0.0).fit(X, Y)  # the kinks of |r| leave L-BFGS short of the optimum
-    loss = {name: lesson.power_loss(fit.predict(X), Y, 1) for name, fit in [("exact", exact), ("lbfgs", lbfgs)]}
-    assert isinstance(exact, lesson.MedianRegression)
-    assert loss["exact"] < loss["lbfgs"]
+    """README.org, lesson 3: on crops' training rows at m = 1 without a penalty, L-BFGS stops about 8e-5
+    above the linear programs' 3.97134."""
+    gen = common.generator(0)  # the lesson's data and split at its default seed
+    X, Y, *_ = lesson.load_dataset("crops", gen)
+    rows, _ = lesson.split(len(X), 0.2, gen)
+    X, Y = X[rows], Y[rows]
+    exact = lesson.fit_reference(X, Y, "standardize", 1, 0.0)
+    features, (to_target, from_target) = lesson.scaler("standardize", X), lesson.standardizer(Y)
+    lbfgs = lesson.PowerRegression(1, 0.0).fit(features(X), to_target(Y))  # the kinks of |r| leave it short
+    lbfgs_loss = lesson.power_loss(from_target(np.reshape(lbfgs.predict(features(X)), Y.shape)), Y, 1)
+    exact_loss = lesson.power_loss(exact(X), Y, 1)
+    assert exact.solver.startswith("QuantileRegressor") and f"{exact_loss:.6g}" == "3.97134"
+    assert 5e-5 < lbfgs_loss - exact_loss < 1.2e-4  # 8.5e-5 measured, in float64 with scipy's own tolerances
 
 
 def test_row_normalization_verdict_comes_from_the_numbers(capsys):

@@ -6,6 +6,7 @@ import importlib
 import io
 import json
 import re
+import shlex
 
 import pytest
 
@@ -101,6 +102,22 @@ def printed_block(lesson):
     return README.split(start, 1)[1].split("#+end_example\n# output: end", 1)[0]
 
 
+# The text's other printouts: an example block that starts with the command a learner types.
+SHOWN = re.findall(r"#\+begin_example\n\$ (python [^\n]+)\n(.*?)#\+end_example", README, re.S)
+
+
+@pytest.mark.parametrize(("command", "shown"), SHOWN, ids=[command for command, _ in SHOWN])
+def test_every_command_the_text_shows_prints_what_the_text_shows(command, shown, cli):
+    """Each line under a `$ python ...` in an example block is a line the command prints now, in order
+    (the time it took aside); such a block may leave lines out."""
+    words = shlex.split(command)
+    _, out, err = cli(importlib.import_module(words[1].removesuffix(".py")), [*words[2:], "--no-figure"])
+    untimed = functools.partial(re.sub, r"in \d+\.\d+ s\b", "in ... s")
+    printed = iter(untimed(out + err).splitlines())
+    missing = [line for line in untimed(shown).splitlines() if line not in printed]  # `in` moves on through it
+    assert not missing, f"{command}: not printed (in this order) now: {missing}"
+
+
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_one_run_behind_each_lessons_numbers(lesson):
     """The results table, results/LESSON.json and the printed output the README shows all come from one run."""
@@ -131,9 +148,12 @@ def test_lesson_5_table_and_lesson_6_notes_are_the_saved_runs():
 
 # What a lesson's default run gives today against results/, within the spread of the CPU kernel
 # families: PyTorch's vectorized kernels (AVX-512, AVX2 or the plain build, ATEN_CPU_CAPABILITY) sum
-# floats in other orders, so another CPU changes the last digits. Each tolerance is about ten times
-# the largest difference between kernel families measured at seeds 0, 1 and 2, in
-# results/spread/LESSON.txt (`python -m tools.spread "python LESSON.py" --save LESSON`), rounded up
+# floats in other orders, so another CPU changes the last digits. Forcing a family does not fix every
+# code path: MKL picks its matrix-product code by CPU (on an AVX-512 CPU its products are bitwise the
+# same under ATEN_CPU_CAPABILITY=avx2 as under avx512), so two CPUs under one family differ too.
+# Each tolerance is about ten times the largest difference between kernel families measured at seeds
+# 0, 1 and 2 on every machine in results/spread/LESSON.txt (`python -m tools.spread "python
+# LESSON.py" --save LESSON` adds a machine's table), and above the gap between machines; rounded up
 # to 1, 2 or 5 of a power of ten: {"rel": r} for a loss or a parameter, {"abs": a} for a gap, a
 # difference of two close numbers, whose relative error means nothing. The course prints every gap
 # with fewer digits than these bounds keep, so a pass also means its printed digits agree.
@@ -158,16 +178,16 @@ FRESH = {
         "w": {"rel": 5e-7},
         "b": {"rel": 1e-5},
     },
-    # spreads: loss 1.5e-7 (rel 1.1e-11); ref_loss, ref_val_loss 1.8e-12 (float64 data); gap 1.8e-11;
-    # val_loss 1.8e-6 (rel 1.9e-10); w, b 4.0e-7 (rel 1.2e-7, 1.5e-7)
+    # spreads (the Intel machine's, the larger): loss 2.5e-6 (rel 1.9e-10); ref_loss, ref_val_loss 1.8e-12
+    # (float64 data); gap 2.0e-10; val_loss 2.5e-5 (rel 2.7e-9); w 4.0e-7 (rel 1.2e-7); b 1.6e-6 (rel 6.1e-7)
     "LR_miniBatch_PyTorchWay": {
-        "loss": {"rel": 2e-10},
+        "loss": {"rel": 2e-9},
         "ref_loss": EXACT,
-        "gap": {"abs": 2e-10},
-        "val_loss": {"rel": 2e-9},
+        "gap": {"abs": 2e-9},
+        "val_loss": {"rel": 5e-8},
         "ref_val_loss": EXACT,
         "w": {"rel": 2e-6},
-        "b": {"rel": 2e-6},
+        "b": {"rel": 1e-5},
     },
     # spreads: loss 1.5e-8 (rel 4.6e-7); ref_loss 1.3e-8 (rel 4.0e-7: the drawn data); gap 6.5e-8;
     # boundary 7.3e-7 (rel 1.6e-6); accuracy 0 (a count of points: equal)

@@ -11,13 +11,15 @@ and for several seeds, each in its own process, and prints every number the run 
 
 The command is written as in ANSWERS.org; `--seed N` is appended to its flags (a command whose
 module takes no flags runs once per kernel family). --save NAME also writes the table to
-results/spread/NAME.txt, the file a tolerance's comment names.
+results/spread/NAME.txt, the file a tolerance's comment names. Another CPU model adds its own table
+to that file, under a line naming the machine, so a tolerance can be set outside every spread seen.
 """
 
 import argparse
 import json
 import math
 import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -66,6 +68,34 @@ def numbers(metrics, prefix=""):
         elif isinstance(value, (dict, list)):
             found.update(numbers(value, f"{name}."))
     return found
+
+
+def machine():
+    """The CPU model and torch version: different CPUs of one kernel family may still differ (MKL and oneDNN
+    pick their own code paths)."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = cpuinfo.read_text().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model)
+    import torch  # only for its version: the runs themselves are subprocesses
+
+    return f"machine: {model}, torch {torch.__version__}"
+
+
+def merged(old, text, here):
+    """The saved file's tables with this machine's replaced by text; a table saved before machines were
+    named counts as an earlier machine's."""
+    sections, current = {}, None
+    for line in old.splitlines(keepends=True):
+        if line.startswith("machine: "):
+            current = line.rstrip("\n")
+            sections[current] = ""
+        else:
+            current = current or "machine: not recorded"
+            sections[current] = sections.get(current, "") + line
+    sections[here] = text
+    return "\n".join(f"{name}\n{body.rstrip(chr(10))}\n" for name, body in sections.items())
 
 
 def run_once(words, capability, seed):
@@ -123,7 +153,7 @@ def main(argv=None):
     if args.save:
         path = REPO / "results" / "spread" / f"{args.save}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(merged(path.read_text() if path.exists() else "", text, machine()))
 
 
 if __name__ == "__main__":
