@@ -317,9 +317,15 @@ def main(argv=None):
         metrics.update(w=w, b=b, boundary=-b / w)
         line = f"decision boundary x = -b / w = {-b / w:.3f}"
         if ref is not None:
-            metrics["ref_boundary"] = float(-ref.intercept_[0] / ref.coef_[0, 0])
+            metrics.update(ref_w=float(ref.coef_[0, 0]), ref_boundary=float(-ref.intercept_[0] / ref.coef_[0, 0]))
             line += f"; scikit-learn's: {metrics['ref_boundary']:.3f}"
         say(line)
+    # Epoch by epoch, what the figure draws and its notes quote: accuracy, the gap above the optimum, w.
+    metrics["history"] = {"accuracy": history["accuracy"]}
+    if ref is not None:
+        metrics["history"]["gap"] = epoch_gaps(X_train, y_train, history, ref, args.weight_decay).tolist()
+    if X.shape[1] == 1:
+        metrics["history"]["w"] = [w[0] for w in history["w"]]  # from epoch 0, the starting point
 
     if not args.no_figure:
         path = plot(args, X_train, y_train, history, ref, metrics)
@@ -364,6 +370,19 @@ def log_loss(p, y):
 
 
 # %% Look: the sigmoid as it learns, the boundary, loss and accuracy
+def epoch_gaps(X_train, y_train, history, ref, weight_decay):
+    """Each epoch's training log-loss over scikit-learn's optimum, minus 1; with a penalty, of the penalized
+    objective, which both minimize (see main)."""
+    # the log-loss of each epoch's w, b in float64: float32 sums blur differences below 1e-6
+    scores = X_train @ np.array(history["w"][1:]).T + np.array(history["b"][1:])
+    losses = np.array([log_loss(1 / (1 + np.exp(-z)), y_train) for z in scores.T])
+    optimum = log_loss(ref.predict_proba(X_train)[:, 1], y_train)
+    if weight_decay:
+        losses += weight_decay / 2 * np.sum(np.square(history["w"][1:]), axis=1)
+        optimum += weight_decay / 2 * np.sum(np.square(ref.coef_))
+    return losses / optimum - 1
+
+
 def plot(args, X_train, y_train, history, ref, metrics):
     fig, axes = plt.subplots(1, 3, figsize=(16, 5), width_ratios=[1.4, 1, 1])
     fig.suptitle(f"Logistic regression on the {args.dataset} data: {args.loss} loss, {args.optimizer}", fontsize=13)
@@ -393,15 +412,8 @@ def plot(args, X_train, y_train, history, ref, metrics):
     ax = axes[1]
     epochs = np.arange(1, len(history["loss"]) + 1)
     if ref is not None:
-        # the log-loss of each epoch's w, b in float64: float32 sums blur differences below 1e-6
-        scores = X_train @ np.array(history["w"][1:]).T + np.array(history["b"][1:])
-        losses = np.array([log_loss(1 / (1 + np.exp(-z)), y_train) for z in scores.T])
-        optimum, what = metrics["ref_loss"], "log-loss"
-        if args.weight_decay:  # both minimize the penalized objective: compare that (see main)
-            losses += args.weight_decay / 2 * np.sum(np.square(history["w"][1:]), axis=1)
-            optimum += args.weight_decay / 2 * np.sum(np.square(ref.coef_))
-            what = "log-loss + penalty"
-        ax.semilogy(epochs, losses / optimum - 1, label="this run")
+        what = "log-loss + penalty" if args.weight_decay else "log-loss"
+        ax.semilogy(epochs, metrics["history"]["gap"], label="this run")
         ax.axhline(1e-3, color="0.5", ls=":", lw=0.8)
         ax.set(title=f"(b) training {what} above scikit-learn's optimum", ylabel=f"{what} / optimum - 1")
     else:

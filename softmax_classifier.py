@@ -198,13 +198,14 @@ def main(argv=None):
         "gap": loss / ref_loss - 1,
         "gap_nats": gap,
         "seconds": seconds,
+        "unseen_pairs": int((N == 0).sum()),  # pairs the optimum gives probability 0: W can only approach it
         "device": str(device),
     }
     if len(x_dev):
         dev_loss = float(F.cross_entropy(W[x_dev].double(), y_dev))
         smoothed = count_nll(N, x_dev, y_dev, smoothing=1.0)
-        metrics.update(dev_loss=dev_loss, ref_dev_loss=smoothed)
         unseen = int((N[x_dev, y_dev] == 0).sum())  # dev pairs the count model gives probability 0
+        metrics.update(dev_loss=dev_loss, ref_dev_loss=smoothed, unseen_dev_pairs=unseen)
         raw = f"infinite ({unseen} dev pairs never occur in training)" if unseen else f"{count_nll(N, x_dev, y_dev):.4}"
         say(f"dev loss {dev_loss:.4f}; count model with add-one smoothing {smoothed:.4f}, without smoothing {raw}")
 

@@ -8,8 +8,10 @@ import json
 import re
 import shlex
 
+import numpy as np
 import pytest
 
+import common
 from tests.conftest import REPO, metrics_of
 
 README = (REPO / "README.org").read_text()
@@ -144,6 +146,40 @@ def test_lesson_5_table_and_lesson_6_notes_are_the_saved_runs():
     notes = sections()["mlp_embedding"].split("** The figure", 1)[1]
     assert "=best model= line" in notes  # the figure's numbers are the printed run's, not retyped
     assert f"{m['ref_loss']:.3f}" in notes
+
+
+def test_lesson_5_counts_the_pairs_that_never_occur_as_the_default_run_does():
+    m = metrics_of(importlib.import_module("softmax_classifier"), ["--quiet", "--no-figure"])
+    text = " ".join(sections()["softmax_classifier"].split())
+    assert f"{m['unseen_pairs']} of the 27 x 27 pairs never occur in the training names" in text
+    assert f"{m['unseen_dev_pairs']} dev pairs never occur in training" in text
+
+
+def test_lesson_4_figure_notes_are_the_default_runs_history():
+    """Every number the notes under lesson 4's figure give is the default run's, at the digits shown."""
+    lesson = importlib.import_module("LogReg_PyTorch")
+    m = metrics_of(lesson, ["--quiet", "--no-figure"])
+    w, gap, accuracy = (np.array(m["history"][k]) for k in ("w", "gap", "accuracy"))  # w from epoch 0, the rest 1
+    notes = " ".join(sections()["LogReg_PyTorch"].split("** The figure", 1)[1].split("** Exercises")[0].split())
+    peak = int(w.argmax())
+    assert f"(=w= = {w[1]:.2f} after epoch 1)" in notes
+    assert f"carries =w= on to {w[peak]:.2f} at epoch {peak} ({w[10]:.2f} at epoch 10)" in notes
+    assert f"far past scikit-learn's {m['ref_w']:.2f}" in notes
+    assert f"to {w[-1]:.2f} by epoch 300" in notes
+    assert f"from {gap[0]:.2f} after epoch 1 to {gap.max():.2f} at epoch {gap.argmax() + 1}" in notes
+    assert f"to about {gap[-1]:.0e}".replace("e-0", "e-") in notes
+    reached, last_below = (
+        np.argmax(accuracy >= m["ref_accuracy"]) + 1,
+        np.flatnonzero(accuracy < m["ref_accuracy"])[-1] + 1,
+    )
+    assert (
+        f"reaches scikit-learn's {m['ref_accuracy']:.2f} at epoch {reached} and stays there from epoch {last_below + 1}"
+        in notes
+    )
+    # the one class-1 point on class 0's side of the boundary, drawn red at the top of panel (a)
+    X, y = lesson.load_dataset(lesson.parse_args([]), common.generator(0))
+    left = X[(y[:, 0] == 1) & (X[:, 0] < m["boundary"]), 0]
+    assert len(left) == 1 and f"left of the boundary (x = {left[0]:.2f})" in notes
 
 
 # What a lesson's default run gives today against results/, within the spread of the CPU kernel
