@@ -17,7 +17,9 @@ Data: a noisy line drawn as in lessons 1 and 2, with noise of its own (default),
 diabetes data (442 patients, 10 features, bundled with scikit-learn), California housing
 (scikit-learn downloads it on first use), or a synthetic crop-yield problem with 3 inputs and 2
 targets. Every result is checked against the optimum of the same problem on the same training
-split (scikit-learn's solvers, or scipy's).
+split (scikit-learn's solvers, or scipy's), with two exceptions that the printout names: with
+--scaling rownorm the reference stays on standardized features, and for --loss-power 1 with a
+penalty it is the best that L-BFGS finds.
 
 Run it:
     python LR_miniBatch_PyTorchWay.py --dataset diabetes

@@ -72,8 +72,8 @@ def parse_args(argv):
         help="L2 penalty on the weights (default: 0 on the 1-D data; 0.01 on breast_cancer, which is separable)",
     )
     args = p.parse_args(argv)
-    # Defaults that depend on the data set: the 1-D data is small and overlapping, breast_cancer is
-    # larger and separable (so it needs a penalty to have an optimum).
+    # Defaults that depend on the data set: the 1-D data is small (and overlaps at the default seed),
+    # breast_cancer is larger and separable (so it needs a penalty to have an optimum).
     cancer = args.dataset == "breast_cancer"
     if args.val_fraction is None:
         args.val_fraction = 0.2 if cancer else 0.0

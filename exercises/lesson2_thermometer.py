@@ -42,7 +42,7 @@ def run(argv=(), lr=0.1, epochs=20):
 
 
 def seed_of(argv):
-    """--seed N from the command line (default 0): redraws the data and batches, to see the spread."""
+    """--seed N from the command line (default 0): redraws the batch order (the readings are fixed)."""
     p = argparse.ArgumentParser(prog=__name__)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(list(argv)).seed

@@ -62,7 +62,7 @@ def run(argv=(), data=common.REPO / "data" / "names.txt", steps=60, lr=0.5):
 
 
 def seed_of(argv):
-    """--seed N from the command line (default 0): redraws the data and batches, to see the spread."""
+    """--seed N from the command line (default 0): redraws the split of the words into training and dev."""
     p = argparse.ArgumentParser(prog=__name__)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(list(argv)).seed
