@@ -28,7 +28,7 @@ Normalization, ICML. K. He, X. Zhang, S. Ren, J. Sun (2015), Delving Deep into R
 
 Run it:
     python dnn_batchnorm.py                                 # five configurations, about a minute
-    python dnn_batchnorm.py --init normal --no-compare      # one configuration: N(0, 1) weights
+    python dnn_batchnorm.py --init normal --no-compare      # one configuration: N(0, 1) weights, BatchNorm
     python dnn_batchnorm.py --init default --norm none --layers 10 --no-compare
 """
 

@@ -151,6 +151,17 @@ def test_lesson_5_table_and_lesson_6_notes_are_the_saved_runs():
     assert f"{m['ref_loss']:.3f}" in notes
 
 
+def test_every_table_the_benchmarks_chapter_shows_is_the_committed_bench_output():
+    """Each example block of the Benchmarks chapter is a run of lines of a file in results/bench/, which
+    `python -m bench` writes: rerunning a bench without copying its table over fails here."""
+    chapter = README.split("\n* Benchmarks", 1)[1].split("\n* ", 1)[0]
+    blocks = re.findall(r"#\+begin_example\n(.*?)#\+end_example", chapter, re.S)
+    outputs = [path.read_text() for path in (REPO / "results" / "bench").glob("*.txt")]
+    assert len(blocks) >= 10
+    for block in blocks:
+        assert any(block in output for output in outputs), f"not in results/bench/: {block.splitlines()[0]}"
+
+
 def test_lesson_5_counts_the_pairs_that_never_occur_as_the_default_run_does():
     m = metrics_of(importlib.import_module("softmax_classifier"), ["--quiet", "--no-figure"])
     text = " ".join(sections()["softmax_classifier"].split())
