@@ -10,7 +10,7 @@ budget, not stopped in the middle of a longer run. The actual training seconds a
     BENCH_BUDGETS=600 BENCH_FLAGS="--layers 4 --dropout 0.15" python -m bench transformer_names
 
 BENCH_FLAGS trains the transformer with other flags than the lesson's defaults, a configuration for
-a longer budget; those rows train no MLP (the defaults' rows at the same budget and seed have it).
+a longer budget; those rows train no MLP (the defaults' rows, where that budget and seed were run, have it).
 
 Rows already measured are kept in results/bench/transformer_names.json and shown with the new ones,
 so the budgets can be run in parts, or seeds in parallel processes (each on one thread); a row
