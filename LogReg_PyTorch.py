@@ -323,7 +323,7 @@ def main(argv=None):
     # Epoch by epoch, what the figure draws and its notes quote: accuracy, the gap above the optimum, w.
     metrics["history"] = {"accuracy": history["accuracy"]}
     if ref is not None:
-        metrics["history"]["gap"] = epoch_gaps(X_train, y_train, history, ref, args.weight_decay).tolist()
+        metrics["history"]["gap"] = epoch_gaps(X_train, y_train, history, ref, ref_loss, args.weight_decay).tolist()
     if X.shape[1] == 1:
         metrics["history"]["w"] = [w[0] for w in history["w"]]  # from epoch 0, the starting point
 
@@ -370,13 +370,13 @@ def log_loss(p, y):
 
 
 # %% Look: the sigmoid as it learns, the boundary, loss and accuracy
-def epoch_gaps(X_train, y_train, history, ref, weight_decay):
+def epoch_gaps(X_train, y_train, history, ref, ref_loss, weight_decay):
     """Each epoch's training log-loss over scikit-learn's optimum, minus 1; with a penalty, of the penalized
     objective, which both minimize (see main)."""
     # the log-loss of each epoch's w, b in float64: float32 sums blur differences below 1e-6
     scores = X_train @ np.array(history["w"][1:]).T + np.array(history["b"][1:])
     losses = np.array([log_loss(1 / (1 + np.exp(-z)), y_train) for z in scores.T])
-    optimum = log_loss(ref.predict_proba(X_train)[:, 1], y_train)
+    optimum = ref_loss
     if weight_decay:
         losses += weight_decay / 2 * np.sum(np.square(history["w"][1:]), axis=1)
         optimum += weight_decay / 2 * np.sum(np.square(ref.coef_))
